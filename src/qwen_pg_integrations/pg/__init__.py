@@ -1,0 +1,1 @@
+"""PostgreSQL / PolarDB (pgvector) store core. Imports no LangChain or LlamaIndex module."""

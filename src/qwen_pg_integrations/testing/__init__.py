@@ -1,0 +1,1 @@
+"""Testing helpers: a local DashScope emulator and pytest fixtures (public API)."""
