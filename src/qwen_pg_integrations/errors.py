@@ -20,6 +20,7 @@ Every exception the package raises on purpose derives from :class:`QwenPGError`,
     │   │   └── DataInspectionFailed       400 DataInspectionFailed (content moderation)
     │   ├── RateLimitError                 429 Throttling*          (retried)
     │   ├── ServerError                    5xx InternalError, ModelServingError, ...  (retried)
+    │   ├── ToolCallRequiredError          a tool call was required; the model answered in text
     │   └── APIConnectionError             no answer: connection refused/dropped   (retried)
     │       └── APITimeoutError            no answer in time                       (retried)
     └── StorageError                       PostgreSQL / pgvector side
@@ -58,7 +59,9 @@ __all__ = [
     "SchemaMismatchError",
     "ServerError",
     "StorageError",
+    "ToolCallRequiredError",
     "UnsupportedModelError",
+    "error_class_for",
     "error_from_response",
 ]
 
@@ -227,6 +230,15 @@ class ServerError(DashScopeError):
 
     retryable = True
     hint = "DashScope failed on its side even after retries; try again later."
+
+
+class ToolCallRequiredError(DashScopeError):
+    """tool_choice demanded a tool call (``"required"``/``"any"``); the model answered in text."""
+
+    hint = (
+        "The model answered in text although a tool call was required: name the tool with "
+        "tool_choice=\"<tool name>\", describe the tools more clearly, or use tool_choice=\"auto\"."
+    )
 
 
 class APIConnectionError(DashScopeError):
