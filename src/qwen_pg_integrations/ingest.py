@@ -1,0 +1,311 @@
+"""Loading, splitting and incremental re-ingestion of files (DESIGN.md §1, step 1).
+
+Framework-free: the splitter comes from ``langchain-text-splitters`` (imported when first used),
+the storage side is a small :class:`ChunkSink` protocol the caller implements (the CLI wraps the
+PostgreSQL store in one).
+
+Re-runs are incremental. A chunk's id is a stable hash of its file, its text and which repetition
+of that text it is, so an unchanged chunk keeps its id and is skipped (not re-embedded); a changed
+file gets its new chunks added and its chunks that no longer exist deleted.
+
+Example::
+
+    from qwen_pg_integrations.ingest import discover, load_and_split
+
+    for path in discover(["docs/"]):
+        chunks = load_and_split(path)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html.parser
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import ConfigurationError, InvalidInputError
+
+if TYPE_CHECKING:
+    from langchain_text_splitters import TextSplitter
+
+__all__ = [
+    "DEFAULT_CHUNK_OVERLAP",
+    "DEFAULT_CHUNK_SIZE",
+    "SEPARATORS",
+    "SUPPORTED_SUFFIXES",
+    "Chunk",
+    "ChunkSink",
+    "FilePlan",
+    "IngestSummary",
+    "chunk_id",
+    "discover",
+    "ingest_files",
+    "load_and_split",
+    "load_text",
+    "make_splitter",
+    "plan_file",
+    "source_key",
+]
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
+
+# Paragraphs, lines, then sentence ends (Chinese full-width and English), then clause marks, then
+# words. Chinese has no spaces, so without 。！？；， a long paragraph would be cut mid-sentence.
+SEPARATORS = [
+    "\n\n",
+    "\n",
+    "。",
+    "！",
+    "？",
+    "；",
+    ". ",
+    "! ",
+    "? ",
+    "; ",
+    "，",
+    ", ",
+    " ",
+    "",
+]
+DEFAULT_CHUNK_SIZE = 500  # characters; ~ 300-500 tokens of Chinese, ~ 120 of English
+DEFAULT_CHUNK_OVERLAP = 50
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a file, ready to embed and store."""
+
+    id: str
+    content: str
+    metadata: dict[str, Any]
+
+
+class ChunkSink(Protocol):
+    """Where chunks go. The ``source`` metadata value names a file."""
+
+    def existing_ids(self, source: str) -> set[str]:
+        """Ids of the chunks stored for this file."""
+        ...
+
+    def add(self, chunks: Sequence[Chunk]) -> None:
+        """Embed and store these chunks (their ids are new)."""
+        ...
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete these chunks."""
+        ...
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest run did."""
+
+    files: int = 0
+    chunks: int = 0
+    new: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """What to do for one file: chunks to add, ids to keep, ids to delete."""
+
+    source: str
+    to_add: tuple[Chunk, ...]
+    unchanged: tuple[str, ...]
+    stale: tuple[str, ...]
+
+
+def source_key(path: Path) -> str:
+    """The ``source`` metadata of a file: its absolute POSIX path (stable across runs)."""
+    return path.resolve().as_posix()
+
+
+def chunk_id(source: str, content: str, occurrence: int = 0) -> str:
+    """A stable id: the same file, text and repetition number always give the same id."""
+    digest = hashlib.sha256(f"{source}\x00{occurrence}\x00{content}".encode()).hexdigest()
+    return digest[:32]
+
+
+def discover(paths: Iterable[str | Path]) -> list[Path]:
+    """The supported files under ``paths`` (folders are walked), sorted, without duplicates.
+
+    Raises:
+        InvalidInputError: a path does not exist, or a file given by name has an unsupported type.
+    """
+    found: dict[str, Path] = {}
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise InvalidInputError(f"{raw}: no such file or folder.")
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix.lower() in SUPPORTED_SUFFIXES:
+                    found.setdefault(source_key(child), child)
+        elif path.suffix.lower() in SUPPORTED_SUFFIXES:
+            found.setdefault(source_key(path), path)
+        else:
+            kinds = ", ".join(SUPPORTED_SUFFIXES)
+            raise InvalidInputError(f"{raw}: unsupported file type; supported: {kinds}.")
+    return [found[key] for key in sorted(found)]
+
+
+class _HTMLText(html.parser.HTMLParser):
+    _SKIP = frozenset({"script", "style", "noscript", "template", "svg"})
+    _BLOCK = frozenset(
+        {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "pre"}
+    )
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skip_depth += 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP and self._skip_depth:
+            self._skip_depth -= 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip_depth:
+            self.parts.append(data)
+
+
+def _html_to_text(markup: str) -> str:
+    parser = _HTMLText()
+    parser.feed(markup)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    text = "\n".join(lines)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text.strip()
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    for encoding in ("utf-8-sig", "gb18030"):  # UTF-8 first; GB18030 for older Chinese files
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InvalidInputError(f"{path}: not UTF-8 or GB18030 text; convert it to UTF-8.")
+
+
+def _pdf_text(path: Path) -> str:
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        raise ConfigurationError(
+            f"{path}: reading PDF needs the pdf extra: pip install 'qwen-pg-integrations[pdf]'."
+        ) from None
+    reader = PdfReader(str(path))
+    return "\n\n".join((page.extract_text() or "").strip() for page in reader.pages).strip()
+
+
+def load_text(path: Path) -> str:
+    """The text of a txt, md, html or pdf file."""
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        return _pdf_text(path)
+    text = _read_text(path)
+    if suffix in (".html", ".htm"):
+        return _html_to_text(text)
+    return text.strip()
+
+
+def make_splitter(
+    chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
+) -> TextSplitter:
+    """A recursive splitter with separators for Chinese (。！？；，) and English.
+
+    Sentence punctuation stays at the end of the sentence it closes.
+    """
+    if chunk_size <= 0 or chunk_overlap < 0 or chunk_overlap >= chunk_size:
+        raise InvalidInputError("Need chunk_size > 0 and 0 <= chunk_overlap < chunk_size.")
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    return RecursiveCharacterTextSplitter(
+        separators=SEPARATORS,
+        keep_separator="end",
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+    )
+
+
+def load_and_split(path: Path, splitter: TextSplitter | None = None) -> list[Chunk]:
+    """The chunks of one file, with ids and source / file_name / chunk_index metadata."""
+    splitter = splitter or make_splitter()
+    text = load_text(path)
+    source = source_key(path)
+    file_hash = hashlib.sha256(text.encode()).hexdigest()[:16]
+    seen: dict[str, int] = {}
+    chunks = []
+    for index, piece in enumerate(p for p in splitter.split_text(text) if p.strip()):
+        occurrence = seen.get(piece, 0)
+        seen[piece] = occurrence + 1
+        metadata = {
+            "source": source,
+            "file_name": path.name,
+            "chunk_index": index,
+            "file_sha256": file_hash,
+        }
+        chunks.append(Chunk(chunk_id(source, piece, occurrence), piece, metadata))
+    return chunks
+
+
+def plan_file(chunks: Sequence[Chunk], source: str, existing: set[str]) -> FilePlan:
+    """Compare a file's chunks with what is stored for it."""
+    current = {c.id for c in chunks}
+    return FilePlan(
+        source=source,
+        to_add=tuple(c for c in chunks if c.id not in existing),
+        unchanged=tuple(c.id for c in chunks if c.id in existing),
+        stale=tuple(sorted(existing - current)),
+    )
+
+
+def ingest_files(
+    paths: Sequence[Path],
+    sink: ChunkSink,
+    *,
+    splitter: TextSplitter | None = None,
+    on_file: Callable[[Path, FilePlan], None] | None = None,
+) -> IngestSummary:
+    """Split each file and bring the sink up to date with it; return the counts.
+
+    New chunks are added before stale ones are deleted, so a failure midway never leaves a file
+    with fewer chunks than before. ``on_file`` is called after each file (progress bars).
+    """
+    splitter = splitter or make_splitter()
+    summary = IngestSummary()
+    started = time.perf_counter()
+    for path in paths:
+        chunks = load_and_split(path, splitter)
+        source = source_key(path)
+        plan = plan_file(chunks, source, sink.existing_ids(source))
+        if plan.to_add:
+            sink.add(plan.to_add)
+        if plan.stale:
+            sink.delete(plan.stale)
+        summary.files += 1
+        summary.chunks += len(chunks)
+        summary.new += len(plan.to_add)
+        summary.skipped += len(plan.unchanged)
+        summary.deleted += len(plan.stale)
+        if on_file is not None:
+            on_file(path, plan)
+    summary.seconds = time.perf_counter() - started
+    return summary
