@@ -1,0 +1,231 @@
+"""LlamaIndex ``BasePydanticVectorStore`` over the PostgreSQL / pgvector store core.
+
+SQL, filters, MMR, hybrid fusion, thresholds and batching are the core's
+(:class:`qwen_pg_integrations.pg.PGStore`); this module translates nodes, ``MetadataFilters``
+and ``VectorStoreQuery`` to it. The table is the one the LangChain ``PGVectorStore`` uses, so
+each framework reads what the other wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.schema import BaseNode
+from llama_index.core.vector_stores.types import (
+    BasePydanticVectorStore,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
+
+from ..errors import InvalidInputError
+from ..pg import PGStore, SearchHit
+from ._filters import to_core_filter
+from ._nodes import REF_DOC_KEY, node_to_record, record_to_node
+
+__all__ = ["PGVectorStore"]
+
+_TEXT_MODES = (VectorStoreQueryMode.TEXT_SEARCH, VectorStoreQueryMode.SPARSE)
+_VECTOR_MODES = (
+    VectorStoreQueryMode.DEFAULT,
+    VectorStoreQueryMode.MMR,
+    VectorStoreQueryMode.HYBRID,
+)
+
+
+class PGVectorStore(BasePydanticVectorStore):
+    """PostgreSQL / PolarDB vector store (pgvector) for LlamaIndex.
+
+    Query modes: ``DEFAULT`` (vector), ``MMR``, ``HYBRID`` (vector + full text fused by
+    reciprocal rank, Chinese segmented), ``TEXT_SEARCH`` / ``SPARSE`` (full text only).
+    ``MetadataFilters`` take every ``FilterOperator`` and nested AND / OR / NOT conditions.
+    Query keyword arguments (``vector_store_kwargs`` of a retriever): ``score_threshold``
+    (alias ``similarity_cutoff``; relevance in [0, 1], applied in SQL), ``mmr_prefetch_k``,
+    ``rrf_k``, ``ef_search``, ``probes``.
+
+    Args:
+        connection: a DSN, a psycopg connection or pool, or None for ``QWEN_PG_DSN`` (else the
+            embedded server).
+        table_name: the collection table (shared with the LangChain store).
+        embed_dim: vector dimension; None takes it from the table's catalog row or first write.
+        schema_name, distance, embedding_model, text_search: passed to the core store.
+
+    Example:
+        >>> from llama_index.core import VectorStoreIndex
+        >>> from qwen_pg_integrations.llama_index import DashScopeEmbedding, PGVectorStore, Qwen
+        >>> store = PGVectorStore(table_name="docs", embed_dim=1024)  # doctest: +SKIP
+        >>> index = VectorStoreIndex.from_vector_store(store, embed_model=DashScopeEmbedding())
+        >>> index.as_query_engine(llm=Qwen()).query("What is pgvector?")  # doctest: +SKIP
+    """
+
+    stores_text: bool = True
+    is_embedding_query: bool = True
+    table_name: str = "qwen_pg_documents"
+    schema_name: str | None = None
+    embed_dim: int | None = None
+    distance: str = "cosine"
+    embedding_model: str | None = None
+    text_search: str = "auto"
+
+    _store: PGStore = PrivateAttr()
+
+    def __init__(self, *, connection: Any = None, store: PGStore | None = None, **data: Any) -> None:
+        super().__init__(**data)
+        self._store = store or PGStore(
+            connection,
+            table_name=self.table_name,
+            schema_name=self.schema_name,
+            dimension=self.embed_dim,
+            distance=self.distance,
+            embedding_model=self.embedding_model,
+            text_search=self.text_search,
+        )
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "QwenPGVectorStore"
+
+    @property
+    def client(self) -> PGStore:
+        """The core store (for ``create_index``, ``count``, ``close`` ...)."""
+        return self._store
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
+        """Upsert ``nodes`` (by node id) and return their ids."""
+        return self._store.add([node_to_record(n) for n in nodes])
+
+    async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
+        return await self._store.aadd([node_to_record(n) for n in nodes])
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Delete every node of the source document ``ref_doc_id``."""
+        self._store.delete(filter={REF_DOC_KEY: ref_doc_id})
+
+    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        await self._store.adelete(filter={REF_DOC_KEY: ref_doc_id})
+
+    def delete_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        """Delete nodes by id and/or filter (both given: nodes that match both)."""
+        self._store.delete(node_ids, filter=to_core_filter(filters))
+
+    async def adelete_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        await self._store.adelete(node_ids, filter=to_core_filter(filters))
+
+    def clear(self) -> None:
+        """Delete every row (the table and its catalog entry stay)."""
+        self._store.clear()
+
+    async def aclear(self) -> None:
+        await self._store.aclear()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+    ) -> list[BaseNode]:
+        """Nodes by id (in that order, missing ones skipped) and/or filter, with embeddings."""
+        records = self._store.get(
+            node_ids, filter=to_core_filter(filters), include_embeddings=True
+        )
+        return [record_to_node(r) for r in records]
+
+    async def aget_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+    ) -> list[BaseNode]:
+        records = await self._store.aget(
+            node_ids, filter=to_core_filter(filters), include_embeddings=True
+        )
+        return [record_to_node(r) for r in records]
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """Run ``query`` in its mode; scores are relevances in [0, 1], best first."""
+        method, args, options = _plan(query, kwargs)
+        return _result(getattr(self._store, method)(*args, **options))
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        method, args, options = _plan(query, kwargs)
+        return _result(await getattr(self._store, "a" + method)(*args, **options))
+
+
+def _plan(
+    query: VectorStoreQuery, kwargs: dict[str, Any]
+) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """Which core search to run for ``query``, with which arguments."""
+    if query.node_ids:
+        raise InvalidInputError(
+            "PGVectorStore cannot restrict a query to node_ids; filter on metadata instead."
+        )
+    mode = VectorStoreQueryMode(query.mode)
+    if mode not in _TEXT_MODES + _VECTOR_MODES:
+        raise InvalidInputError(
+            f"Query mode {mode.value!r} is not supported; use default, mmr, hybrid or text_search."
+        )
+    core_filter = to_core_filter(query.filters)
+    if query.doc_ids:
+        doc_filter = {REF_DOC_KEY: {"$in": list(query.doc_ids)}}
+        core_filter = doc_filter if core_filter is None else {"$and": [core_filter, doc_filter]}
+    options: dict[str, Any] = {"filter": core_filter}
+    k = query.similarity_top_k
+
+    if mode in _TEXT_MODES:
+        if not query.query_str:
+            raise InvalidInputError(f"Query mode {mode.value!r} needs query_str.")
+        options["k"] = query.sparse_top_k or k
+        return "text_search", (query.query_str,), options
+
+    if query.query_embedding is None:
+        raise InvalidInputError(
+            f"Query mode {mode.value!r} needs query_embedding; give the index an embed_model."
+        )
+    for name in ("ef_search", "probes"):
+        if kwargs.get(name) is not None:
+            options[name] = kwargs[name]
+    threshold = kwargs.get("score_threshold", kwargs.get("similarity_cutoff"))
+
+    if mode == VectorStoreQueryMode.HYBRID:
+        if not query.query_str:
+            raise InvalidInputError("Hybrid queries need query_str as well as an embedding.")
+        options["k"] = query.hybrid_top_k or k
+        if query.sparse_top_k:
+            options["fetch_k"] = max(query.sparse_top_k, k)
+        if query.alpha is not None:  # LlamaIndex: 0 = text only, 1 = vector only
+            options.update(vector_weight=query.alpha, text_weight=1.0 - query.alpha)
+        if kwargs.get("rrf_k") is not None:
+            options["rrf_k"] = kwargs["rrf_k"]
+        return "hybrid_search", (query.query_embedding, query.query_str), options
+
+    options.update(k=k, score_threshold=threshold)
+    if mode == VectorStoreQueryMode.MMR:
+        options["fetch_k"] = kwargs.get("mmr_prefetch_k") or max(20, 4 * k)
+        if query.mmr_threshold is not None:
+            options["lambda_mult"] = query.mmr_threshold
+        return "mmr_search", (query.query_embedding,), options
+    return "search", (query.query_embedding,), options
+
+
+def _result(hits: list[SearchHit]) -> VectorStoreQueryResult:
+    nodes = [record_to_node(h.record) for h in hits]
+    return VectorStoreQueryResult(
+        nodes=nodes,
+        similarities=[h.score for h in hits],
+        ids=[n.node_id for n in nodes],
+    )
