@@ -1,0 +1,236 @@
+"""A local DashScope: the HTTP API of Alibaba Cloud Model Studio on 127.0.0.1, for offline tests.
+
+The unchanged ``dashscope`` SDK (1.22.2 ... 2.x) and OpenAI-compatible clients talk to it like to
+the service (wire protocol per ``shared/dashscope_protocol.md``): native text generation (JSON and
+SSE), native text embedding, and the compatible-mode ``/chat/completions`` and ``/embeddings``.
+
+Example:
+    >>> from qwen_pg_integrations.testing import DashScopeEmulator, ScriptedReply
+    >>> import dashscope
+    >>> with DashScopeEmulator() as emu:
+    ...     emu.script(ScriptedReply(text="hello"))
+    ...     r = dashscope.Generation.call(model="qwen-plus", prompt="hi", api_key=emu.api_key,
+    ...                                   base_address=emu.base_url)
+    ...     r.output.text
+    'hello'
+
+Behaviour summary (details in the helper modules):
+
+* Auth: ``Authorization: Bearer <api_key>``; anything else -> 401 ``InvalidApiKey``.
+* Streaming iff ``X-DashScope-SSE: enable`` or ``Accept: text/event-stream`` (native); SSE events
+  framed ``id:N / event:result / :HTTP_STATUS/200 / data:<one-line JSON>``; ``finish_reason`` is the
+  string ``"null"`` until the last event; usage on every event.
+* Replies: scripted (:class:`ScriptedReply`, FIFO) or the default policy (see ``_policy``).
+* Faults: :class:`Fault` via :meth:`DashScopeEmulator.inject` (see ``faults``).
+* Errors before a stream starts are sent as the real status + one ``event:error`` SSE frame
+  (``sse_error="status"``, the production shape); ``"200"`` and ``"json"`` are the alternatives.
+* Validation: parameter ranges, thinking rules and embedding limits as documented in
+  ``_native_chat`` and ``_native_embed``; unknown parameters are ignored.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Literal
+
+from ._embed import embed_texts
+from ._policy import default_plan, finalize, plan_from_script
+from ._records import RecordedRequest, RequestLog
+from ._server import EmulatorServer, _Handler
+from ._wire import ApiError
+from .faults import Endpoint, Fault, FaultQueue, message_for
+from .scripts import ScriptedReply, ScriptQueue
+
+__all__ = ["DashScopeEmulator"]
+
+
+class DashScopeEmulator:
+    """A threaded local DashScope HTTP server (context manager).
+
+    Args:
+        api_key: The only key accepted (``Authorization: Bearer <api_key>``).
+        host: Interface to bind (loopback by default).
+        port: TCP port; 0 picks a free one.
+        chunk_size: Characters per streamed piece (content, reasoning and tool arguments).
+        latency: Seconds slept before every answer.
+        stream_delay: Seconds slept between SSE events.
+        sse_error: Shape of errors answered to streaming native requests: ``"status"`` (real
+            status + one SSE error frame), ``"200"`` (200 + frame) or ``"json"``.
+
+    Attributes:
+        base_url: ``http://host:port/api/v1`` -- the SDK's ``base_address`` / our ``base_url``.
+        compat_base_url: ``http://host:port/compatible-mode/v1`` for OpenAI-compatible clients.
+    """
+
+    def __init__(
+        self,
+        api_key: str = "sk-emulator",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        chunk_size: int = 4,
+        latency: float = 0.0,
+        stream_delay: float = 0.0,
+        sse_error: Literal["status", "200", "json"] = "status",
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1.")
+        self.api_key = api_key
+        self.host = host
+        self.chunk_size = chunk_size
+        self.latency = latency
+        self.stream_delay = stream_delay
+        self.sse_error = sse_error
+        self._requested_port = port
+        self._server: EmulatorServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._log = RequestLog()
+        self._scripts = ScriptQueue()
+        self._faults = FaultQueue()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> DashScopeEmulator:
+        """Bind and serve in a background thread; returns ``self``."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = EmulatorServer((self.host, self._requested_port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"DashScopeEmulator:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, end hung calls and close open connections."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.close_all()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> DashScopeEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = self.base_url if self._server is not None else "stopped"
+        return f"DashScopeEmulator({state})"
+
+    # --- addresses -----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (after ``start()``)."""
+        if self._server is None:
+            raise RuntimeError("The emulator is not running; call start() or use 'with'.")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (no path)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """Native API base, ``http://host:port/api/v1``."""
+        return self.url + "/api/v1"
+
+    @property
+    def compat_base_url(self) -> str:
+        """OpenAI-compatible base, ``http://host:port/compatible-mode/v1``."""
+        return self.url + "/compatible-mode/v1"
+
+    # --- scripting, faults, log ----------------------------------------------------------
+
+    def script(self, *replies: ScriptedReply) -> None:
+        """Queue scripted replies for the next generation calls (FIFO)."""
+        for reply in replies:
+            self._scripts.add(reply)
+
+    def inject(self, fault: Fault, times: int = 1, endpoint: Endpoint | None = None) -> None:
+        """Make the next ``times`` calls to ``endpoint`` (any if None) fail as ``fault`` says."""
+        self._faults.add(fault, times, endpoint)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, oldest first (a copy)."""
+        return self._log.snapshot()
+
+    @property
+    def last_request(self) -> RecordedRequest:
+        """The most recent request (raises if there is none)."""
+        items = self._log.snapshot()
+        if not items:
+            raise LookupError("The emulator has received no request yet.")
+        return items[-1]
+
+    @property
+    def pending_scripts(self) -> int:
+        """Scripted replies not consumed yet."""
+        return len(self._scripts)
+
+    @property
+    def pending_faults(self) -> int:
+        """Fault uses not consumed yet."""
+        return self._faults.pending()
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        self._log.clear()
+
+    def reset(self) -> None:
+        """Clear scripts, faults and the request log."""
+        self._scripts.clear()
+        self._faults.clear()
+        self._log.clear()
+
+    def embed(self, texts: list[str], dimension: int = 1024) -> list[list[float]]:
+        """The vectors the emulator returns for ``texts`` (for assertions; no HTTP)."""
+        return embed_texts(list(texts), dimension)
+
+    # --- endpoint dispatch (called by the handler thread) --------------------------------
+
+    def _answer(self, handler: _Handler, body: Any, fault: Fault | None) -> None:
+        rec = handler.record
+        if rec.protocol == "openai":
+            from ._compat import answer_compat
+
+            answer_compat(self, handler, body, fault)
+            return
+        if rec.endpoint == "embedding":
+            from ._native_embed import embed_response, parse_embedding
+
+            handler.send_json(200, embed_response(parse_embedding(body), rec.request_id))
+            return
+        from ._native_chat import parse_native_chat, render_body, render_events
+
+        call = parse_native_chat(body, rec.stream)
+        plan = self._plan(call.req)
+        if not rec.stream:
+            handler.send_json(200, render_body(plan, call, rec.request_id))
+            return
+        size = plan.chunk_size or self.chunk_size
+        handler.stream_native(render_events(plan, call, rec.request_id, size), fault)
+
+    def _plan(self, req: Any) -> Any:
+        scripted = self._scripts.take(req.model)
+        if scripted is None:
+            return finalize(default_plan(req), req)
+        if scripted.error is not None:
+            status, code = scripted.error[0], scripted.error[1]
+            message = scripted.error[2] if len(scripted.error) > 2 else message_for(code)
+            raise ApiError(status, code, message)
+        plan = plan_from_script(scripted, req)
+        return finalize(plan, req, scripted_finish=scripted.finish_reason is not None)
