@@ -3,6 +3,10 @@
 Imports no LangChain or LlamaIndex module.
 """
 
+from ._retry import RetryPolicy
+from .chat import ChatClient, merge_chunks
+from .client import DashScopeClient
+from .embeddings import EmbeddingClient
 from .models import (
     CHAT_MODELS,
     DEFAULT_CHAT_MODEL,
@@ -19,8 +23,13 @@ __all__ = [
     "DEFAULT_CHAT_MODEL",
     "DEFAULT_EMBEDDING_MODEL",
     "EMBEDDING_MODELS",
+    "ChatClient",
     "ChatModelSpec",
+    "DashScopeClient",
+    "EmbeddingClient",
     "EmbeddingModelSpec",
+    "RetryPolicy",
     "chat_model_spec",
     "embedding_model_spec",
+    "merge_chunks",
 ]

@@ -1,0 +1,286 @@
+"""The DashScope connection: key, endpoint, workspace, timeouts, retries, error mapping.
+
+Everything is passed to the official SDK per call (``api_key=``, ``base_address=``,
+``workspace=``, ``request_timeout=``); ``dashscope.api_key`` and ``dashscope.base_http_api_url``
+are never read or written, so clients with different keys or regions work side by side in one
+process, in threads and in one event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from typing import Any
+
+import dashscope
+from pydantic import SecretStr
+
+from ..config import resolve_api_key, resolve_base_url
+from ..errors import MissingAPIKeyError
+from . import _aio
+from ._errors import check_response, translate_exception
+from ._retry import RetryPolicy
+
+__all__ = ["DashScopeClient"]
+
+EMBEDDING_PATH = "services/embeddings/text-embedding/text-embedding"
+
+# The SDK's own annotations differ between 1.22.2 and 2.x; its results are read as mappings.
+_Generation: Any = dashscope.Generation
+_AioGeneration: Any = dashscope.AioGeneration
+_TextEmbedding: Any = dashscope.TextEmbedding
+
+
+class DashScopeClient:
+    """Per-instance DashScope settings shared by :class:`EmbeddingClient` and :class:`ChatClient`.
+
+    Args:
+        api_key: the key; else ``DASHSCOPE_API_KEY`` (read now, not at import). Kept as a
+            ``SecretStr``: it never appears in ``repr``, ``str``, logs or exceptions.
+        base_url: region endpoint ending in ``/api/v1`` (or a region name such as
+            ``"ap-southeast-1"``, or a local emulator); else ``DASHSCOPE_HTTP_BASE_URL``,
+            else Beijing.
+        workspace: Model Studio workspace id (sent as ``X-DashScope-WorkSpace``).
+        max_retries: resends on 429, 5xx, timeouts and dropped connections (0 disables).
+        timeout: seconds per request (for streams: the idle time between chunks).
+        backoff_base: first retry delay in seconds (doubles each retry, with jitter).
+        backoff_max: cap of one retry delay in seconds.
+
+    Example:
+        >>> client = DashScopeClient(api_key="sk-...", base_url="ap-southeast-1")
+        >>> client
+        DashScopeClient(base_url='https://dashscope-intl.aliyuncs.com/api/v1', ...)
+    """
+
+    def __init__(
+        self,
+        api_key: str | SecretStr | None = None,
+        base_url: str | None = None,
+        workspace: str | None = None,
+        max_retries: int = 3,
+        timeout: float = 60.0,
+        *,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0 seconds")
+        self._api_key = resolve_api_key(api_key, required=False)
+        self.base_url = resolve_base_url(base_url)
+        self.workspace = workspace or None
+        self.timeout = float(timeout)
+        self.retry = RetryPolicy(
+            max_retries=max_retries, backoff_base=backoff_base, backoff_max=backoff_max
+        )
+
+    # --- settings -------------------------------------------------------------------------
+
+    @property
+    def api_key(self) -> SecretStr | None:
+        """The key as a ``SecretStr`` (``None`` if none was configured)."""
+        return self._api_key
+
+    @property
+    def max_retries(self) -> int:
+        return self.retry.max_retries
+
+    def __repr__(self) -> str:
+        key = "SecretStr('**********')" if self._api_key is not None else "None"
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, workspace={self.workspace!r}, "
+            f"max_retries={self.max_retries}, timeout={self.timeout}, api_key={key})"
+        )
+
+    __str__ = __repr__
+
+    def _secret(self) -> str:
+        if self._api_key is None:
+            raise MissingAPIKeyError()
+        return self._api_key.get_secret_value()
+
+    def sdk_kwargs(self, timeout: float | None = None) -> dict[str, Any]:
+        """Keyword arguments that route one SDK call to this client's key, region and workspace."""
+        kwargs: dict[str, Any] = {
+            "api_key": self._secret(),
+            "base_address": self.base_url,
+            "request_timeout": timeout or self.timeout,
+        }
+        if self.workspace:
+            kwargs["workspace"] = self.workspace
+        return kwargs
+
+    def _translate(self, exc: BaseException) -> BaseException | None:
+        secret = self._api_key.get_secret_value() if self._api_key is not None else None
+        return translate_exception(exc, secret=secret, base_url=self.base_url)
+
+    def _check(self, response: Mapping[str, Any]) -> None:
+        check_response(response, base_url=self.base_url)
+
+    # --- text generation: one attempt each; callers wrap them in self.retry ---------------
+
+    def generation(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        parameters: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> Mapping[str, Any]:
+        """One non-streaming ``_Generation.call``; raises the typed error on failure."""
+        kwargs = {**parameters, **self.sdk_kwargs(timeout)}
+        try:
+            response: Mapping[str, Any] = _Generation.call(
+                model=model, messages=list(messages), **kwargs
+            )
+            self._check(response)
+        except Exception as exc:
+            mapped = self._translate(exc)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from exc
+        return response
+
+    def generation_stream(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        parameters: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> Generator[Mapping[str, Any], None, None]:
+        """One streaming ``_Generation.call``: raw SDK responses, each checked (typed errors)."""
+        kwargs = {**parameters, **self.sdk_kwargs(timeout), "stream": True}
+        responses: Any = None
+        try:
+            responses = _Generation.call(model=model, messages=list(messages), **kwargs)
+            for response in responses:
+                self._check(response)
+                yield response
+        except Exception as exc:
+            mapped = self._translate(exc)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from exc
+        finally:
+            close = getattr(responses, "close", None)
+            if close is not None:
+                close()
+
+    async def ageneration(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        parameters: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> Mapping[str, Any]:
+        """One non-streaming ``_AioGeneration.call`` on a session closed when it returns."""
+        kwargs = {**parameters, **self.sdk_kwargs(timeout)}
+        try:
+            if _aio.sdk_accepts_session():
+                async with _aio.open_session() as session:
+                    response: Mapping[str, Any] = await _AioGeneration.call(
+                        model=model, messages=list(messages), session=session, **kwargs
+                    )
+            else:
+                response = await _AioGeneration.call(model=model, messages=list(messages), **kwargs)
+            self._check(response)
+        except Exception as exc:
+            mapped = self._translate(exc)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from exc
+        return response
+
+    async def ageneration_stream(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        parameters: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> AsyncGenerator[Mapping[str, Any], None]:
+        """One streaming ``_AioGeneration.call``: raw SDK responses, each checked."""
+        kwargs = {**parameters, **self.sdk_kwargs(timeout), "stream": True}
+        try:
+            if _aio.sdk_accepts_session():
+                async with _aio.open_session() as session:
+                    responses = await _AioGeneration.call(
+                        model=model, messages=list(messages), session=session, **kwargs
+                    )
+                    try:
+                        async for response in responses:
+                            self._check(response)
+                            yield response
+                    finally:
+                        await _aclose(responses)
+            else:
+                responses = await _AioGeneration.call(
+                    model=model, messages=list(messages), **kwargs
+                )
+                try:
+                    async for response in responses:
+                        self._check(response)
+                        yield response
+                finally:
+                    await _aclose(responses)
+        except Exception as exc:
+            mapped = self._translate(exc)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from exc
+
+    # --- text embedding -------------------------------------------------------------------
+
+    def text_embedding(
+        self,
+        model: str,
+        texts: Sequence[str],
+        parameters: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> Mapping[str, Any]:
+        """One ``_TextEmbedding.call`` (sync SDK); raises the typed error on failure."""
+        kwargs = {**parameters, **self.sdk_kwargs(timeout)}
+        try:
+            response: Mapping[str, Any] = _TextEmbedding.call(
+                model=model, input=list(texts), **kwargs
+            )
+            self._check(response)
+        except Exception as exc:
+            mapped = self._translate(exc)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from exc
+        return response
+
+    async def atext_embedding(
+        self,
+        session: Any,
+        model: str,
+        texts: Sequence[str],
+        parameters: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> Mapping[str, Any]:
+        """The same request as :meth:`text_embedding`, sent with aiohttp on ``session``."""
+        url = self.base_url.replace("{workspace_id}", self.workspace or "")
+        url = f"{url.rstrip('/')}/{EMBEDDING_PATH}"
+        body = {"model": model, "input": {"texts": list(texts)}, "parameters": dict(parameters)}
+        try:
+            headers = _aio.build_headers(self._secret(), self.workspace, module="embeddings")
+            response = await _aio.post_json(
+                session, url, headers=headers, body=body, timeout=timeout or self.timeout
+            )
+            self._check(response)
+        except Exception as exc:
+            mapped = self._translate(exc)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from exc
+        return response
+
+
+async def _aclose(iterator: Any) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
