@@ -22,7 +22,7 @@ import hashlib
 import html.parser
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -84,18 +84,18 @@ class Chunk:
 
 
 class ChunkSink(Protocol):
-    """Where chunks go. The ``source`` metadata value names a file."""
+    """Where chunks go. A chunk's ``source`` metadata names its file."""
 
-    def existing_ids(self, source: str) -> set[str]:
-        """Ids of the chunks stored for this file."""
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of these chunk ids are already stored."""
         ...
 
     def add(self, chunks: Sequence[Chunk]) -> None:
         """Embed and store these chunks (their ids are new)."""
         ...
 
-    def delete(self, ids: Sequence[str]) -> None:
-        """Delete these chunks."""
+    def delete_stale(self, source: str, keep: Sequence[str]) -> int:
+        """Delete the chunks of ``source`` whose id is not in ``keep``; return how many."""
         ...
 
 
@@ -113,12 +113,12 @@ class IngestSummary:
 
 @dataclass(frozen=True)
 class FilePlan:
-    """What to do for one file: chunks to add, ids to keep, ids to delete."""
+    """What was done for one file: chunks added, chunks unchanged, stale chunks deleted."""
 
     source: str
     to_add: tuple[Chunk, ...]
     unchanged: tuple[str, ...]
-    stale: tuple[str, ...]
+    deleted: int = 0
 
 
 def source_key(path: Path) -> str:
@@ -262,18 +262,19 @@ def load_and_split(path: Path, splitter: TextSplitter | None = None) -> list[Chu
             "chunk_index": index,
             "file_sha256": file_hash,
         }
-        chunks.append(Chunk(chunk_id(source, piece, occurrence), piece, metadata))
+        ident = chunk_id(source, piece, occurrence)
+        # the id is repeated in metadata so that stale chunks can be found with a metadata filter
+        metadata["chunk_id"] = ident
+        chunks.append(Chunk(ident, piece, metadata))
     return chunks
 
 
 def plan_file(chunks: Sequence[Chunk], source: str, existing: set[str]) -> FilePlan:
-    """Compare a file's chunks with what is stored for it."""
-    current = {c.id for c in chunks}
+    """Split a file's chunks into those to add and those already stored."""
     return FilePlan(
         source=source,
         to_add=tuple(c for c in chunks if c.id not in existing),
         unchanged=tuple(c.id for c in chunks if c.id in existing),
-        stale=tuple(sorted(existing - current)),
     )
 
 
@@ -295,16 +296,15 @@ def ingest_files(
     for path in paths:
         chunks = load_and_split(path, splitter)
         source = source_key(path)
-        plan = plan_file(chunks, source, sink.existing_ids(source))
+        plan = plan_file(chunks, source, sink.existing([c.id for c in chunks]))
         if plan.to_add:
             sink.add(plan.to_add)
-        if plan.stale:
-            sink.delete(plan.stale)
+        plan = replace(plan, deleted=sink.delete_stale(source, [c.id for c in chunks]))
         summary.files += 1
         summary.chunks += len(chunks)
         summary.new += len(plan.to_add)
         summary.skipped += len(plan.unchanged)
-        summary.deleted += len(plan.stale)
+        summary.deleted += plan.deleted
         if on_file is not None:
             on_file(path, plan)
     summary.seconds = time.perf_counter() - started
