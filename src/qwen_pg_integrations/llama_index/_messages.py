@@ -152,8 +152,7 @@ def to_core_tools(tools: Sequence[Any]) -> list[ToolSpec]:
             ToolSpec(
                 name=function["name"],
                 description=function.get("description") or "",
-                parameters=function.get("parameters")
-                or {"type": "object", "properties": {}},
+                parameters=function.get("parameters") or {"type": "object", "properties": {}},
             )
         )
     return specs
@@ -202,7 +201,9 @@ def _finished(response: LIChatResponse) -> bool:
     return not isinstance(raw, Mapping) or raw.get("finish_reason") is not None
 
 
-def tool_selections(response: LIChatResponse, *, error_on_no_tool_call: bool) -> list[ToolSelection]:
+def tool_selections(
+    response: LIChatResponse, *, error_on_no_tool_call: bool
+) -> list[ToolSelection]:
     """The tool calls of a response as ``ToolSelection`` objects.
 
     On a streamed response that is not finished yet the arguments are a JSON prefix, parsed

@@ -1,7 +1,7 @@
 """LlamaIndex ``BaseEmbedding`` over the DashScope embedding core.
 
 The adapter only translates: batching per model limit, the query/document ``text_type``,
-concurrency, retries and error mapping all live in :class:`~qwen_pg_integrations.dashscope.EmbeddingClient`.
+concurrency, retries and error mapping all live in the core's ``EmbeddingClient``.
 """
 
 from __future__ import annotations

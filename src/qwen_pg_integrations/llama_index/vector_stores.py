@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
@@ -72,7 +72,9 @@ class PGVectorStore(BasePydanticVectorStore):
 
     _store: PGStore = PrivateAttr()
 
-    def __init__(self, *, connection: Any = None, store: PGStore | None = None, **data: Any) -> None:
+    def __init__(
+        self, *, connection: Any = None, store: PGStore | None = None, **data: Any
+    ) -> None:
         super().__init__(**data)
         self._store = store or PGStore(
             connection,
@@ -141,9 +143,7 @@ class PGVectorStore(BasePydanticVectorStore):
         filters: MetadataFilters | None = None,
     ) -> list[BaseNode]:
         """Nodes by id (in that order, missing ones skipped) and/or filter, with embeddings."""
-        records = self._store.get(
-            node_ids, filter=to_core_filter(filters), include_embeddings=True
-        )
+        records = self._store.get(node_ids, filter=to_core_filter(filters), include_embeddings=True)
         return [record_to_node(r) for r in records]
 
     async def aget_nodes(
