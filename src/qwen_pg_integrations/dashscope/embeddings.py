@@ -201,7 +201,7 @@ class EmbeddingClient:
         vectors: list[list[float] | None] = [None] * sum(len(b.texts) for b in batches)
         tokens = 0
         request_ids: list[str | None] = []
-        if len(batches) == 1 or self.max_concurrency == 1:
+        if len(batches) <= 1 or self.max_concurrency == 1:
             for batch in batches:
                 t, rid = self._place(batch, self._embed_batch(batch, params), vectors)
                 tokens += t
