@@ -274,3 +274,30 @@ async def test_function_agent_tool_arguments_in_several_chunks(
     result = await agent.run(user_msg="What is the weather in New York?")
     assert seen == [json.loads(ARGS)]
     assert str(result) == "It is sunny in New York."
+
+
+def test_streamed_reasoning_is_kept_apart_from_the_answer(
+    dashscope_emulator: DashScopeEmulator,
+) -> None:
+    dashscope_emulator.script(ScriptedReply(text="答案 42", reasoning="先想 一想", chunk_size=2))
+    responses = list(
+        Qwen(enable_thinking=True).stream_chat([ChatMessage(role="user", content="q")])
+    )
+    thinking = "".join(r.additional_kwargs.get("thinking_delta", "") for r in responses)
+    assert thinking == "先想 一想"
+    assert responses[-1].message.content == "答案 42"
+    assert dashscope_emulator.requests[-1].body["parameters"]["enable_thinking"] is True
+
+
+def test_token_counting_handler_reads_dashscope_usage(
+    dashscope_emulator: DashScopeEmulator,
+) -> None:
+    from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
+
+    counter = TokenCountingHandler()
+    llm = Qwen(callback_manager=CallbackManager([counter]))
+    usage = {"input_tokens": 111, "output_tokens": 222, "total_tokens": 333}
+    dashscope_emulator.script(ScriptedReply(text="four words are here", usage=usage))
+    llm.chat([ChatMessage(role="user", content="count me")])
+    (event,) = counter.llm_token_counts
+    assert (event.prompt_token_count, event.completion_token_count) == (111, 222)

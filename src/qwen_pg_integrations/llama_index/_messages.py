@@ -158,8 +158,15 @@ def to_core_tools(tools: Sequence[Any]) -> list[ToolSpec]:
     return specs
 
 
-def to_li_response(response: ChatResponse, *, delta: str | None = None) -> LIChatResponse:
-    """A core response (complete or merged so far) as a LlamaIndex ``ChatResponse``."""
+def to_li_response(
+    response: ChatResponse, *, delta: str | None = None, thinking_delta: str | None = None
+) -> LIChatResponse:
+    """A core response (complete or merged so far) as a LlamaIndex ``ChatResponse``.
+
+    ``raw["usage"]`` carries DashScope's token counts (LlamaIndex's token counter reads them);
+    ``additional_kwargs["thinking_delta"]`` the new reasoning text of a streamed chunk (what
+    ``FunctionAgent`` puts on its ``AgentStream`` events).
+    """
     blocks: list[ContentBlock] = []
     if response.reasoning_content:
         blocks.append(ThinkingBlock(content=response.reasoning_content))
@@ -182,6 +189,8 @@ def to_li_response(response: ChatResponse, *, delta: str | None = None) -> LICha
         },
     }
     extra: dict[str, Any] = {}
+    if thinking_delta:
+        extra["thinking_delta"] = thinking_delta
     if usage is not None:
         extra.update(
             prompt_tokens=usage.input_tokens,

@@ -170,7 +170,11 @@ class Qwen(FunctionCallingLLM):
             seen: list[ChatChunk] = []
             for chunk in chunks:
                 seen.append(chunk)
-                yield to_li_response(merge_chunks(seen), delta=chunk.content)
+                yield to_li_response(
+                    merge_chunks(seen),
+                    delta=chunk.content,
+                    thinking_delta=chunk.reasoning_content,
+                )
 
         return gen()
 
@@ -185,7 +189,11 @@ class Qwen(FunctionCallingLLM):
             seen: list[ChatChunk] = []
             async for chunk in self._client.astream(core, **params):
                 seen.append(chunk)
-                yield to_li_response(merge_chunks(seen), delta=chunk.content)
+                yield to_li_response(
+                    merge_chunks(seen),
+                    delta=chunk.content,
+                    thinking_delta=chunk.reasoning_content,
+                )
 
         return gen()
 
