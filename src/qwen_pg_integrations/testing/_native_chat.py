@@ -206,8 +206,9 @@ def _calls(plan: Plan) -> list[dict[str, Any]]:
     ]
 
 
-def _output(nc: NativeChat, content: str, reasoning: str, calls: list[dict[str, Any]],
-            finish: str) -> dict[str, Any]:  # fmt: skip
+def _output(
+    nc: NativeChat, content: str, reasoning: str, calls: list[dict[str, Any]], finish: str
+) -> dict[str, Any]:
     if not nc.message_format:
         return {"text": content, "finish_reason": finish}
     message: dict[str, Any] = {"role": "assistant", "content": content}

@@ -26,8 +26,14 @@ __all__ = ["EmbeddingCall", "embed_response", "parse_embedding"]
 class EmbeddingCall:
     """A validated embedding request."""
 
-    def __init__(self, spec: EmbeddingModelSpec, texts: list[str], dimension: int,
-                 text_type: str, output_type: str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        spec: EmbeddingModelSpec,
+        texts: list[str],
+        dimension: int,
+        text_type: str,
+        output_type: str,
+    ) -> None:
         self.spec = spec
         self.texts = texts
         self.dimension = dimension

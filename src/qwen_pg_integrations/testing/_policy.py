@@ -41,12 +41,35 @@ from .scripts import ScriptedReply
 __all__ = ["ChatRequest", "Plan", "PlannedCall", "default_plan", "finalize", "plan_from_script"]
 
 _SKIP_WORDS = {
-    "get", "set", "search", "find", "fetch", "lookup", "look", "up", "query", "call", "run", "list",
-    "make", "create", "do", "the", "a", "an", "tool", "current", "for", "of", "by", "to", "info",
-}  # fmt: skip
+    "get",
+    "set",
+    "search",
+    "find",
+    "fetch",
+    "lookup",
+    "look",
+    "up",
+    "query",
+    "call",
+    "run",
+    "list",
+    "make",
+    "create",
+    "do",
+    "the",
+    "a",
+    "an",
+    "tool",
+    "current",
+    "for",
+    "of",
+    "by",
+    "to",
+    "info",
+}
 _QUESTION_MARK = re.compile(r"(?:question|query|问题)\s*[:：]", re.IGNORECASE)
 _QUOTED = re.compile(r"\"([^\"]{1,200})\"|'([^']{2,200})'|「([^」]{1,200})」|“([^”]{1,200})”")
-_LABEL = re.compile(r"^(?:\[\w\s]{1,12}\]|[\w\s]{1,20}[:：])\s*")
+_LABEL = re.compile(r"^(?:\[[\w\s.-]{1,12}\]|[\w\s.-]{1,20}[:：])\s*")
 _CAPITALISED = re.compile(r"(?<![.?!]\s)(?<!^)\b([A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*)")
 
 
@@ -219,8 +242,9 @@ def default_plan(req: ChatRequest) -> Plan:
         elif fmt.get("type") == "json_schema":
             spec = fmt.get("json_schema") or {}
             schema = spec.get("schema", spec) if isinstance(spec, dict) else {}
-            answer = json.dumps(value_for_schema(schema or {"type": "object"}, answer),
-                                ensure_ascii=False)  # fmt: skip
+            answer = json.dumps(
+                value_for_schema(schema or {"type": "object"}, answer), ensure_ascii=False
+            )
         plan = Plan(content=answer)
     if req.thinking:
         question, _ = _question_and_context(req)

@@ -244,8 +244,9 @@ class _Handler(BaseHTTPRequestHandler):
         stop_after = len(events)
         if fault is not None and (midstream is not None or fault.drop):
             default = 1 if midstream is not None else len(events)
-            stop_after = min(len(events), fault.after_chunks if fault.after_chunks is not None
-                             else default)  # fmt: skip
+            stop_after = min(
+                len(events), fault.after_chunks if fault.after_chunks is not None else default
+            )
         self.start_sse(200)
         for n, payload in enumerate(events[:stop_after], start=1):
             if emu.stream_delay and n > 1:
