@@ -1,11 +1,8 @@
 """LlamaIndex adapters over the core: ``DashScopeEmbedding``, ``Qwen`` and ``PGVectorStore``.
 
-Example:
-    >>> from llama_index.core import VectorStoreIndex
-    >>> from qwen_pg_integrations.llama_index import DashScopeEmbedding, PGVectorStore, Qwen
-    >>> store = PGVectorStore(table_name="docs", embed_dim=1024)  # doctest: +SKIP
-    >>> index = VectorStoreIndex.from_vector_store(store, embed_model=DashScopeEmbedding())
-    >>> index.as_query_engine(llm=Qwen()).query("What is pgvector?")  # doctest: +SKIP
+Each class only translates LlamaIndex types to the framework-free core
+(``qwen_pg_integrations.dashscope`` and ``qwen_pg_integrations.pg``) and back; see each class
+for an example.
 """
 
 from __future__ import annotations

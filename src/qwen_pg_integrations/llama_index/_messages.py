@@ -24,10 +24,20 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
 
+from ..dashscope import merge_chunks
 from ..errors import InvalidInputError
-from ..types import ChatMessage, ChatResponse, Role, ToolCall, ToolSpec
+from ..types import (
+    ChatChunk,
+    ChatMessage,
+    ChatResponse,
+    Role,
+    ToolCall,
+    ToolCallChunk,
+    ToolSpec,
+)
 
 __all__ = [
+    "StreamMerger",
     "to_core_messages",
     "to_core_tools",
     "to_li_response",
@@ -203,6 +213,36 @@ def to_li_response(
         raw=raw,
         additional_kwargs=extra,
     )
+
+
+class StreamMerger:
+    """Turns the core's streamed deltas into LlamaIndex responses holding everything so far.
+
+    LlamaIndex expects every streamed ``ChatResponse`` to carry the whole message up to that
+    point (``FunctionAgent`` reads tool calls from each one). The core's ``merge_chunks`` does
+    the merging; the running result is folded back into one chunk so each step costs the new
+    delta, not the whole stream again.
+    """
+
+    def __init__(self) -> None:
+        self._merged: ChatChunk | None = None
+
+    def add(self, chunk: ChatChunk) -> LIChatResponse:
+        """The response with ``chunk`` merged in (``delta`` is the chunk's new text)."""
+        merged = merge_chunks([self._merged, chunk] if self._merged else [chunk])
+        self._merged = ChatChunk(
+            content=merged.content,
+            reasoning_content=merged.reasoning_content or "",
+            tool_call_chunks=tuple(
+                ToolCallChunk(c.index, c.id or None, c.name or None, c.arguments)
+                for c in merged.tool_calls
+            ),
+            finish_reason=merged.finish_reason,
+            usage=merged.usage,
+            request_id=merged.request_id,
+            model=merged.model or None,
+        )
+        return to_li_response(merged, delta=chunk.content, thinking_delta=chunk.reasoning_content)
 
 
 def _finished(response: LIChatResponse) -> bool:

@@ -34,9 +34,13 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
 from ..dashscope import DEFAULT_CHAT_MODEL, ChatClient, chat_model_spec
-from ..dashscope.chat import merge_chunks
-from ..types import ChatChunk
-from ._messages import to_core_messages, to_core_tools, to_li_response, tool_selections
+from ._messages import (
+    StreamMerger,
+    to_core_messages,
+    to_core_tools,
+    to_li_response,
+    tool_selections,
+)
 
 __all__ = ["Qwen"]
 
@@ -167,14 +171,9 @@ class Qwen(FunctionCallingLLM):
         chunks = self._client.stream(core, **self._params(kwargs))
 
         def gen() -> Generator[ChatResponse, None, None]:
-            seen: list[ChatChunk] = []
+            merger = StreamMerger()
             for chunk in chunks:
-                seen.append(chunk)
-                yield to_li_response(
-                    merge_chunks(seen),
-                    delta=chunk.content,
-                    thinking_delta=chunk.reasoning_content,
-                )
+                yield merger.add(chunk)
 
         return gen()
 
@@ -186,14 +185,9 @@ class Qwen(FunctionCallingLLM):
         params = self._params(kwargs)
 
         async def gen() -> AsyncGenerator[ChatResponse, None]:
-            seen: list[ChatChunk] = []
+            merger = StreamMerger()
             async for chunk in self._client.astream(core, **params):
-                seen.append(chunk)
-                yield to_li_response(
-                    merge_chunks(seen),
-                    delta=chunk.content,
-                    thinking_delta=chunk.reasoning_content,
-                )
+                yield merger.add(chunk)
 
         return gen()
 
