@@ -1,0 +1,166 @@
+"""The ``qwen-pg`` command: ingest files, ask, search, status, the demo, in-database functions.
+
+Start-up stays fast: only argparse is imported here; each command imports what it needs.
+
+Environment (DESIGN.md §5): ``DASHSCOPE_API_KEY``, ``DASHSCOPE_HTTP_BASE_URL`` (region or emulator)
+and ``QWEN_PG_DSN`` (unset: the embedded PostgreSQL + pgvector server). Global options override
+them. Errors print one line that says what to do, and the exit code is non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_TABLE = "qwen_pg_documents"
+DEFAULT_EMBEDDING_MODEL = "text-embedding-v4"
+DEFAULT_CHAT_MODEL = "qwen-plus"
+
+
+def _threshold(value: str) -> float | str | None:
+    if value.lower() in ("none", "off", ""):
+        return None
+    if value.lower() == "auto":
+        return "auto"
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number, 'auto' or 'none'") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (global options, then one sub-command)."""
+    parser = argparse.ArgumentParser(
+        prog="qwen-pg",
+        description=(
+            "Qwen (DashScope) + PostgreSQL/PolarDB (pgvector): ingest documents, search them, "
+            "and answer questions with sources. `qwen-pg demo` runs the whole flow, offline if "
+            "DASHSCOPE_API_KEY is unset."
+        ),
+    )
+    g = parser.add_argument_group("global options")
+    g.add_argument(
+        "--dsn",
+        default=None,
+        help="PostgreSQL/PolarDB DSN (default: $QWEN_PG_DSN, else the embedded server)",
+    )
+    g.add_argument(
+        "--table", default=DEFAULT_TABLE, help=f"collection table (default {DEFAULT_TABLE})"
+    )
+    g.add_argument(
+        "--embedding-model",
+        default=DEFAULT_EMBEDDING_MODEL,
+        help=f"DashScope embedding model (default {DEFAULT_EMBEDDING_MODEL})",
+    )
+    g.add_argument(
+        "--dimensions", type=int, default=None, help="embedding dimension (v3/v4; default: model's)"
+    )
+    g.add_argument(
+        "--chat-model",
+        default=DEFAULT_CHAT_MODEL,
+        help=f"Qwen chat model (default {DEFAULT_CHAT_MODEL})",
+    )
+    g.add_argument("-k", "--k", type=int, default=4, help="chunks to retrieve (default 4)")
+    g.add_argument(
+        "--threshold",
+        type=_threshold,
+        default="auto",
+        help=(
+            "minimum relevance score 0..1 for a chunk to be used; 'none' turns it off "
+            "(default auto: 0.45; the offline demo uses a lower one for the emulator)"
+        ),
+    )
+    g.add_argument(
+        "--base-url",
+        default=None,
+        help="DashScope endpoint or region (default: $DASHSCOPE_HTTP_BASE_URL, else Beijing)",
+    )
+    g.add_argument(
+        "--language",
+        choices=("auto", "zh", "en"),
+        default="auto",
+        help="prompt language (default: the question's)",
+    )
+    g.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("ingest", help="split, embed and store files (txt, md, html, pdf)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    p.add_argument("--chunk-size", type=int, default=None, help="characters per chunk (500)")
+    p.add_argument("--chunk-overlap", type=int, default=None, help="overlap in characters (50)")
+    p.add_argument("--index", choices=("hnsw", "ivfflat", "none"), default="hnsw",
+                   help="vector index to make sure exists afterwards (default hnsw)")  # fmt: skip
+
+    p = sub.add_parser("ask", help="answer a question from the stored documents, with sources")
+    p.add_argument("question")
+    p.add_argument("--show-prompt", action="store_true", help="print the prompt sent to Qwen")
+
+    p = sub.add_parser("search", help="ranked chunks for a text")
+    p.add_argument("text")
+    p.add_argument("--mode", choices=("vector", "text", "hybrid"), default="vector")
+
+    sub.add_parser("status", help="server, PostgreSQL/pgvector versions, tables, rows, indexes")
+
+    p = sub.add_parser("demo", help="ingest the bundled corpus and run the whole flow")
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="use the bundled DashScope emulator even if DASHSCOPE_API_KEY is set",
+    )
+
+    p = sub.add_parser("sql", help="install or remove the in-database functions (qwen_pg.*)")
+    p.add_argument("action", choices=("install", "uninstall"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``qwen-pg``; returns the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.dsn is None:
+        args.dsn = os.environ.get("QWEN_PG_DSN") or None
+    from ..errors import QwenPGError
+
+    try:
+        from ._commands import run
+
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except QwenPGError as err:
+        if args.debug:
+            raise
+        print(f"qwen-pg: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except Exception as err:  # an unexpected failure: still one line unless --debug
+        if args.debug:
+            raise
+        print(
+            f"qwen-pg: unexpected {type(err).__name__}: {_one_line(err)} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(err: BaseException) -> str:
+    from ..errors import MissingAPIKeyError
+
+    if isinstance(err, MissingAPIKeyError):
+        return (
+            "no DashScope API key: set DASHSCOPE_API_KEY (create one in the Model Studio "
+            "console), or run `qwen-pg demo`, which works offline with the bundled emulator."
+        )
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
