@@ -1,0 +1,139 @@
+"""A throw-away Debian PostgreSQL 15 cluster (with plpython3u + pgvector) for the SQL tests.
+
+Started once per test process on a unix socket in a private temp directory (no TCP port, so
+nothing collides with another server), as the ``postgres`` OS user when the tests run as root
+(PostgreSQL refuses to run as root). `.ci/system-deps` installs the packages. When they are
+missing the tests skip with the reason, except with ``CI=true``, where they fail.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_LIB = Path("/usr/lib/postgresql/15/lib")
+PORT = 5432  # only names the socket file inside our private directory
+
+
+def missing_reason() -> str | None:
+    """Why the PG15 + plpython3u + pgvector stack is unusable here, or ``None``."""
+    needed = {
+        PG_BIN / "initdb": "postgresql-15",
+        PG_LIB / "plpython3.so": "postgresql-plpython3-15",
+        PG_LIB / "vector.so": "pgvector for PG15 (built by .ci/system-deps)",
+    }
+    missing = [f"{what} ({path})" for path, what in needed.items() if not path.exists()]
+    if missing:
+        return "Debian PostgreSQL 15 stack missing: " + ", ".join(missing) + "; run .ci/system-deps"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root but there is no 'postgres' OS user to run the server as"
+    return None
+
+
+def require_pg15() -> None:
+    """Skip (or fail under CI=true) when the stack is missing."""
+    reason = missing_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+class PG15Cluster:
+    """initdb + pg_ctl in a temp dir; ``dsn(user)`` for psycopg, ``psql(...)`` for the CLI."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="qwen-pg15-"))
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
+        self._as_root = os.geteuid() == 0
+        if self._as_root:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+        self.env = {
+            "PATH": f"{PG_BIN}:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "HOME": str(self.root),
+            # the server's plpython calls the emulator on 127.0.0.1: never through a proxy
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = ["env", "-i", *(f"{k}={v}" for k, v in self.env.items()), *args]
+        if self._as_root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+
+    def start(self) -> PG15Cluster:
+        self._run(
+            str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
+            "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8",
+        )  # fmt: skip
+        options = f"-k {self.root} -c listen_addresses='' -p {PORT} -c fsync=off"
+        self._run(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+            "-o", options, "-w", "start",
+        )  # fmt: skip
+        return self
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            try:
+                self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+            except subprocess.CalledProcessError:
+                pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def dsn(self, user: str = "postgres", dbname: str = "postgres") -> str:
+        return f"host={self.root} port={PORT} user={user} dbname={dbname}"
+
+    def connect(self, user: str = "postgres", **kwargs: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn(user), autocommit=True, **kwargs)
+
+    def psql(self, script: str, user: str = "postgres") -> str:
+        """Run ``script`` through psql (echoing the queries) and return its output."""
+        out = subprocess.run(
+            [str(PG_BIN / "psql"), "-X", "-e", "-v", "ON_ERROR_STOP=0", self.dsn(user)],
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PAGER": "cat"},
+        )
+        return out.stdout + out.stderr
+
+
+_cluster: PG15Cluster | None = None
+
+
+def get_cluster() -> PG15Cluster:
+    """The process-wide cluster, started on first use and stopped at exit."""
+    global _cluster
+    require_pg15()
+    if _cluster is None:
+        cluster = PG15Cluster()
+        try:
+            cluster.start()
+        except subprocess.CalledProcessError as exc:
+            log = cluster.log.read_text() if cluster.log.exists() else ""
+            cluster.stop()
+            pytest.fail(f"PG15 cluster did not start: {exc.stderr}\n{log}", pytrace=False)
+        atexit.register(cluster.stop)
+        _cluster = cluster
+    return _cluster
