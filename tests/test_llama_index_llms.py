@@ -301,3 +301,23 @@ def test_token_counting_handler_reads_dashscope_usage(
     llm.chat([ChatMessage(role="user", content="count me")])
     (event,) = counter.llm_token_counts
     assert (event.prompt_token_count, event.completion_token_count) == (111, 222)
+
+
+def test_structured_predict_goes_through_a_required_tool_call(
+    dashscope_emulator: DashScopeEmulator,
+) -> None:
+    from llama_index.core.prompts import PromptTemplate
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        """A city and its country."""
+
+        name: str
+        country: str
+
+    args = '{"name": "杭州", "country": "China"}'
+    dashscope_emulator.script(ScriptedReply(tool_calls=[{"name": "City", "arguments": args}]))
+    city = Qwen().structured_predict(City, PromptTemplate("Where is {place}?"), place="Hangzhou")
+    assert city == City(name="杭州", country="China")
+    params = dashscope_emulator.requests[-1].body["parameters"]
+    assert params["tool_choice"] == {"type": "function", "function": {"name": "City"}}
