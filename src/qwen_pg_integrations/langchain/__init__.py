@@ -2,5 +2,6 @@
 
 from .chat_models import ChatQwen
 from .embeddings import DashScopeEmbeddings
+from .rag import create_rag_chain
 
-__all__ = ["ChatQwen", "DashScopeEmbeddings"]
+__all__ = ["ChatQwen", "DashScopeEmbeddings", "create_rag_chain"]
