@@ -1,0 +1,287 @@
+"""The async twins of :class:`~.store.PGStore`'s methods (same plans, async runner)."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+from psycopg.types import TypeInfo
+
+from ..errors import InvalidInputError, StorageError
+from . import _ops
+from ._plan import Plan, run_async
+from ._setup import Requested, setup_plan
+from .connection import Engine
+from .filters import Filter
+from .records import EmbeddingLike, Record, SearchHit
+from .schema import ServerInfo, TableSpec
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+T = TypeVar("T")
+
+__all__ = ["AsyncMethods"]
+
+
+class AsyncMethods:
+    """Mixed into ``PGStore``: ``aadd``, ``asearch``, ... run the shared plans asynchronously."""
+
+    _engine: Engine
+    _req: Requested
+    _server: ServerInfo | None
+    _spec: TableSpec | None
+    _types: tuple[TypeInfo, TypeInfo | None] | None
+    _registered: weakref.WeakSet[Any]
+    batch_size: int
+
+    def _register(self, conn: Any, infos: tuple[TypeInfo, TypeInfo | None]) -> None:
+        raise NotImplementedError
+
+    def _errors(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    async def _aready(
+        self, conn: psycopg.AsyncConnection[Any], dim_hint: int | None
+    ) -> TableSpec | None:
+        if self._spec is None or self._server is None:
+            async with conn.transaction():
+                self._server, self._spec = await run_async(conn, setup_plan(self._req, dim_hint))
+        if self._spec is not None and conn not in self._registered:
+            if self._types is None:
+                vec = await TypeInfo.fetch(conn, "vector")
+                if vec is None:
+                    raise StorageError("the vector type is missing although pgvector is installed")
+                half = None
+                if self._server is not None and self._server.has_halfvec:
+                    half = await TypeInfo.fetch(conn, "halfvec")
+                self._types = (vec, half)
+            self._register(conn, self._types)
+        return self._spec
+
+    async def _arun(self, conn: psycopg.AsyncConnection[Any], plan: Plan[T], *, tx: bool) -> T:
+        if tx:
+            async with conn.transaction():
+                return await run_async(conn, plan)
+        return await run_async(conn, plan)
+
+    async def asetup(self) -> None:
+        """Async :meth:`~.store.PGStore.setup`."""
+        with self._errors():
+            async with self._engine.aconnect() as conn:
+                await self._aready(conn, None)
+
+    async def aadd(self, records: Iterable[Record] | AsyncIterable[Record]) -> list[str]:
+        """Async :meth:`~.store.PGStore.add` (also takes an async iterable)."""
+        from .store import _achunks, _first_dim
+
+        ids: list[str] = []
+        with self._errors():
+            async with self._engine.aconnect() as conn:
+                async for batch in _achunks(records, self.batch_size):
+                    spec = await self._aready(conn, _first_dim(batch))
+                    if spec is None:
+                        raise InvalidInputError("records need embeddings")
+                    rows, batch_ids = _ops.build_rows(spec, batch)
+                    await self._arun(conn, _ops.write_plan(spec, rows), tx=True)
+                    ids.extend(batch_ids)
+        return ids
+
+    async def aget(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        filter: Filter | None = None,
+        limit: int | None = None,
+        include_embeddings: bool = False,
+    ) -> list[Record]:
+        """Async :meth:`~.store.PGStore.get`."""
+        if ids is not None and len(ids) == 0:
+            return []
+        with self._errors():
+            async with self._engine.aconnect() as conn:
+                spec = await self._aready(conn, None)
+                if spec is None:
+                    return []
+                plan = _ops.get_plan(
+                    spec, ids, filter=filter, limit=limit, include_embeddings=include_embeddings
+                )
+                return await self._arun(conn, plan, tx=False)
+
+    async def adelete(
+        self, ids: Sequence[str] | None = None, *, filter: Filter | None = None
+    ) -> int:
+        """Async :meth:`~.store.PGStore.delete`."""
+        if ids is None and filter is None:
+            raise InvalidInputError(
+                "delete needs ids or a filter (use aclear() to delete everything)"
+            )
+        if ids is not None and len(ids) == 0:
+            return 0
+        with self._errors():
+            async with self._engine.aconnect() as conn:
+                spec = await self._aready(conn, None)
+                if spec is None:
+                    return 0
+                return await self._arun(conn, _ops.delete_plan(spec, ids, filter), tx=False)
+
+    async def acount(self, filter: Filter | None = None) -> int:
+        """Async :meth:`~.store.PGStore.count`."""
+        with self._errors():
+            async with self._engine.aconnect() as conn:
+                spec = await self._aready(conn, None)
+                if spec is None:
+                    return 0
+                return await self._arun(conn, _ops.count_plan(spec, filter), tx=False)
+
+    async def aclear(self) -> None:
+        """Async :meth:`~.store.PGStore.clear`."""
+        with self._errors():
+            async with self._engine.aconnect() as conn:
+                spec = await self._aready(conn, None)
+                if spec is not None:
+                    await self._arun(conn, _ops.clear_plan(spec), tx=False)
+
+    async def asearch(
+        self,
+        embedding: EmbeddingLike,
+        *,
+        k: int = 4,
+        filter: Filter | None = None,
+        score_threshold: float | None = None,
+        ef_search: int | None = None,
+        probes: int | None = None,
+        include_embeddings: bool = False,
+    ) -> list[SearchHit]:
+        """Async :meth:`~.store.PGStore.search`."""
+        with self._errors():
+            async with self._engine.aconnect() as conn:
+                spec = await self._aready(conn, len(embedding))
+                assert spec is not None and self._server is not None
+                settings = _ops.search_settings(
+                    self._server, k, filtered=bool(filter), ef_search=ef_search, probes=probes
+                )
+                plan = _ops.search_plan(
+                    spec,
+                    self._server,
+                    _ops.query_vector(spec, embedding),
+                    k,
+                    filter=filter,
+                    score_threshold=score_threshold,
+                    ef_search=ef_search,
+                    probes=probes,
+                    include_embeddings=include_embeddings,
+                )
+                return await self._arun(conn, plan, tx=bool(settings))
+
+    async def ammr_search(
+        self,
+        embedding: EmbeddingLike,
+        *,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Filter | None = None,
+        score_threshold: float | None = None,
+        ef_search: int | None = None,
+        probes: int | None = None,
+        include_embeddings: bool = False,
+    ) -> list[SearchHit]:
+        """Async :meth:`~.store.PGStore.mmr_search`."""
+        with self._errors():
+            async with self._engine.aconnect() as conn:
+                spec = await self._aready(conn, len(embedding))
+                assert spec is not None and self._server is not None
+                plan = _ops.mmr_plan(
+                    spec,
+                    self._server,
+                    _ops.query_vector(spec, embedding),
+                    k,
+                    fetch_k=fetch_k,
+                    lambda_mult=lambda_mult,
+                    filter=filter,
+                    score_threshold=score_threshold,
+                    ef_search=ef_search,
+                    probes=probes,
+                    include_embeddings=include_embeddings,
+                )
+                return await self._arun(conn, plan, tx=True)
+
+    async def atext_search(
+        self, query: str, *, k: int = 4, filter: Filter | None = None
+    ) -> list[SearchHit]:
+        """Async :meth:`~.store.PGStore.text_search`."""
+        with self._errors():
+            async with self._engine.aconnect() as conn:
+                spec = await self._aready(conn, None)
+                if spec is None:
+                    return []
+                return await self._arun(
+                    conn, _ops.text_plan(spec, query, k, filter=filter), tx=False
+                )
+
+    async def ahybrid_search(
+        self,
+        embedding: EmbeddingLike,
+        query: str,
+        *,
+        k: int = 4,
+        filter: Filter | None = None,
+        fetch_k: int | None = None,
+        rrf_k: int = 60,
+        vector_weight: float = 1.0,
+        text_weight: float = 1.0,
+        ef_search: int | None = None,
+        probes: int | None = None,
+    ) -> list[SearchHit]:
+        """Async :meth:`~.store.PGStore.hybrid_search`."""
+        with self._errors():
+            async with self._engine.aconnect() as conn:
+                spec = await self._aready(conn, len(embedding))
+                assert spec is not None and self._server is not None
+                plan = _ops.hybrid_plan(
+                    spec,
+                    self._server,
+                    _ops.query_vector(spec, embedding),
+                    query,
+                    k,
+                    fetch_k=fetch_k,
+                    filter=filter,
+                    rrf_k=rrf_k,
+                    vector_weight=vector_weight,
+                    text_weight=text_weight,
+                    ef_search=ef_search,
+                    probes=probes,
+                )
+                return await self._arun(conn, plan, tx=True)
+
+    async def acreate_index(
+        self,
+        kind: str = "hnsw",
+        *,
+        m: int = 16,
+        ef_construction: int = 64,
+        lists: int | None = None,
+        maintenance_work_mem: str | None = "256MB",
+    ) -> str:
+        """Async :meth:`~.store.PGStore.create_index`."""
+        with self._errors():
+            async with self._engine.aconnect() as conn:
+                spec = await self._aready(conn, None)
+                if spec is None:
+                    raise InvalidInputError(
+                        "the table does not exist yet: add records (or give dimension=) first"
+                    )
+                assert self._server is not None
+                plan = _ops.index_plan(
+                    spec,
+                    self._server,
+                    kind,
+                    m=m,
+                    ef_construction=ef_construction,
+                    lists=lists,
+                    maintenance_work_mem=maintenance_work_mem,
+                )
+                return await self._arun(conn, plan, tx=True)

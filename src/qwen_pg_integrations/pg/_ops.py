@@ -1,0 +1,394 @@
+"""Plans for the store's operations (shared by the sync and async methods)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pgvector import HalfVector, Vector
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ..errors import InvalidInputError, SchemaMismatchError
+from ._plan import Copy, Exec, Plan
+from .filters import Filter, Params
+from .mmr import maximal_marginal_relevance
+from .queries import (
+    count_sql,
+    delete_sql,
+    get_sql,
+    hybrid_sql,
+    settings_sql,
+    stage_copy_sql,
+    stage_ddl,
+    stage_truncate_sql,
+    text_search_sql,
+    upsert_from_stage_sql,
+    vector_search_sql,
+)
+from .records import Record, SearchHit, check_vector, dumps_metadata, stable_id
+from .schema import ServerInfo, TableSpec, index_ddl
+from .text import segmented_text
+
+__all__ = [
+    "build_rows",
+    "count_plan",
+    "delete_plan",
+    "get_plan",
+    "hybrid_plan",
+    "index_plan",
+    "mmr_plan",
+    "search_plan",
+    "search_settings",
+    "text_plan",
+    "write_plan",
+]
+
+DEFAULT_EF_SEARCH = 40
+MAX_EF_SEARCH = 1000
+
+
+def _identity(text: Any) -> str:
+    return str(text)
+
+
+def _vector_param(spec: TableSpec, arr: npt.NDArray[np.float32]) -> Any:
+    return HalfVector(arr) if spec.vector_type == "halfvec" else arr
+
+
+def query_vector(spec: TableSpec, embedding: Any) -> npt.NDArray[np.float32]:
+    """The query embedding checked against the table's dimension."""
+    arr = check_vector(embedding, None)
+    if arr.size != spec.dimension:
+        raise SchemaMismatchError(
+            f"query vector has {arr.size} dimensions but table {spec.schema}.{spec.table} stores "
+            f"{spec.dimension}: embed queries with the model the table was filled with."
+        )
+    return arr
+
+
+def build_rows(
+    spec: TableSpec, records: Iterable[Record]
+) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """COPY rows for one batch (later duplicates of an id win) and the ids in input order."""
+    by_id: dict[str, tuple[Any, ...]] = {}
+    ids: list[str] = []
+    for rec in records:
+        if not isinstance(rec, Record):
+            raise InvalidInputError(f"expected Record, got {type(rec).__name__}")
+        if not isinstance(rec.content, str):
+            raise InvalidInputError(f"content must be a string, got {type(rec.content).__name__}")
+        if rec.embedding is None:
+            raise InvalidInputError(f"record {rec.id!r} has no embedding")
+        arr = check_vector(rec.embedding, None)
+        if arr.size != spec.dimension:
+            raise SchemaMismatchError(
+                f"embedding has {arr.size} dimensions but table {spec.schema}.{spec.table} stores "
+                f"{spec.dimension}: use the embedding model and dimension the table was made "
+                "with, or another table_name."
+            )
+        meta = dict(rec.metadata or {})
+        content = rec.content.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+        rid = rec.id if rec.id is not None else stable_id(content, meta)
+        if not isinstance(rid, str) or not rid:
+            raise InvalidInputError(f"ids must be non-empty strings, got {rid!r}")
+        tsv_input = segmented_text(content) if spec.client_segmentation else content
+        by_id.pop(rid, None)
+        by_id[rid] = (
+            rid,
+            content,
+            Jsonb(dumps_metadata(meta), dumps=_identity),
+            _vector_param(spec, arr),
+            tsv_input,
+        )
+        ids.append(rid)
+    return list(by_id.values()), ids
+
+
+def write_plan(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> Plan[None]:
+    """COPY BINARY into the session's staging table, then one upsert for the batch."""
+    yield Exec(stage_ddl(spec))
+    yield Exec(stage_truncate_sql(spec))
+    yield Copy(stage_copy_sql(spec), ("text", "text", "jsonb", spec.vector_type, "text"), rows)
+    p = Params()
+    yield Exec(upsert_from_stage_sql(spec, p), p.values)
+
+
+def search_settings(
+    server: ServerInfo,
+    k: int,
+    *,
+    filtered: bool,
+    ef_search: int | None,
+    probes: int | None,
+) -> dict[str, str]:
+    """Transaction-local settings for one search (empty: none needed).
+
+    ``hnsw.ef_search`` is at least ``k`` (HNSW never returns more than ef_search rows); filtered
+    searches on pgvector >= 0.8 turn on iterative index scans so they still return ``k`` rows
+    when ``k`` rows match. Older pgvector gets a larger ef_search instead (best effort).
+    """
+    out: dict[str, str] = {}
+    ef = max(ef_search or 0, k)
+    if filtered and not server.has_iterative_scan:
+        ef = max(ef, min(MAX_EF_SEARCH, k * 10, 400))
+    if ef_search is not None or ef > DEFAULT_EF_SEARCH:
+        out["hnsw.ef_search"] = str(min(MAX_EF_SEARCH, max(1, ef)))
+    if probes is not None:
+        if probes < 1:
+            raise InvalidInputError(f"probes must be >= 1, got {probes}")
+        out["ivfflat.probes"] = str(int(probes))
+    if filtered and server.has_iterative_scan:
+        out["hnsw.iterative_scan"] = "relaxed_order"
+        out["ivfflat.iterative_scan"] = "relaxed_order"
+    return out
+
+
+def _settings(params: dict[str, str]) -> Plan[None]:
+    if params:
+        p = Params()
+        yield Exec(settings_sql(p, params), p.values, fetch="one")
+
+
+def _embedding_list(value: Any) -> list[float] | None:
+    if value is None:
+        return None
+    if isinstance(value, (Vector, HalfVector)):
+        return [float(x) for x in value.to_list()]
+    return [float(x) for x in value]
+
+
+def _record(row: Sequence[Any], with_embedding: bool) -> Record:
+    emb = _embedding_list(row[3]) if with_embedding else None
+    return Record(id=row[0], content=row[1], metadata=row[2] or {}, embedding=emb)
+
+
+def search_plan(
+    spec: TableSpec,
+    server: ServerInfo,
+    vector: npt.NDArray[np.float32],
+    k: int,
+    *,
+    filter: Filter | None,
+    score_threshold: float | None,
+    ef_search: int | None,
+    probes: int | None,
+    include_embeddings: bool,
+) -> Plan[list[SearchHit]]:
+    """Nearest neighbours, best first, with relevance scores."""
+    _check_k(k)
+    yield from _settings(
+        search_settings(server, k, filtered=bool(filter), ef_search=ef_search, probes=probes)
+    )
+    max_d = spec.distance.max_distance(score_threshold) if score_threshold is not None else None
+    p = Params()
+    q = vector_search_sql(
+        spec,
+        p,
+        _vector_param(spec, vector),
+        k,
+        filter=filter,
+        max_distance=max_d,
+        include_embeddings=include_embeddings,
+    )
+    rows = yield Exec(q, p.values, fetch="all")
+    return [
+        SearchHit(_record(r, include_embeddings), spec.distance.score(float(r[-1])), float(r[-1]))
+        for r in rows
+    ]
+
+
+def mmr_plan(
+    spec: TableSpec,
+    server: ServerInfo,
+    vector: npt.NDArray[np.float32],
+    k: int,
+    *,
+    fetch_k: int,
+    lambda_mult: float,
+    filter: Filter | None,
+    score_threshold: float | None,
+    ef_search: int | None,
+    probes: int | None,
+    include_embeddings: bool,
+) -> Plan[list[SearchHit]]:
+    """Fetch ``fetch_k`` candidates with their vectors, pick ``k`` by MMR in numpy."""
+    _check_k(k)
+    fetch_k = max(fetch_k, k)
+    hits = yield from search_plan(
+        spec,
+        server,
+        vector,
+        fetch_k,
+        filter=filter,
+        score_threshold=score_threshold,
+        ef_search=max(ef_search or 0, fetch_k),
+        probes=probes,
+        include_embeddings=True,
+    )
+    if not hits:
+        return []
+    cands = np.asarray([h.record.embedding for h in hits], dtype=np.float32)
+    order = maximal_marginal_relevance(vector, cands, k=k, lambda_mult=lambda_mult)
+    picked = [hits[i] for i in order]
+    if include_embeddings:
+        return picked
+    return [
+        SearchHit(Record(h.record.id, h.record.content, h.record.metadata), h.score, h.distance)
+        for h in picked
+    ]
+
+
+def text_plan(
+    spec: TableSpec, query: str, k: int, *, filter: Filter | None
+) -> Plan[list[SearchHit]]:
+    """Full-text search (client-side jieba segmentation or the server configuration)."""
+    _check_k(k)
+    p = Params()
+    qtext = segmented_text(query) if spec.client_segmentation else query
+    rows = yield Exec(text_search_sql(spec, p, qtext, k, filter=filter), p.values, fetch="all")
+    return [SearchHit(_record(r, False), float(r[3]), None) for r in rows]
+
+
+def hybrid_plan(
+    spec: TableSpec,
+    server: ServerInfo,
+    vector: npt.NDArray[np.float32],
+    query: str,
+    k: int,
+    *,
+    fetch_k: int | None,
+    filter: Filter | None,
+    rrf_k: int,
+    vector_weight: float,
+    text_weight: float,
+    ef_search: int | None,
+    probes: int | None,
+) -> Plan[list[SearchHit]]:
+    """Vector + full-text ranks fused by reciprocal rank fusion in one statement."""
+    _check_k(k)
+    if rrf_k < 0 or vector_weight < 0 or text_weight < 0 or vector_weight + text_weight == 0:
+        raise InvalidInputError("rrf_k and the weights must be >= 0, and not both weights 0")
+    n = max(fetch_k or max(4 * k, 20), k)
+    yield from _settings(
+        search_settings(server, n, filtered=bool(filter), ef_search=ef_search, probes=probes)
+    )
+    qtext = segmented_text(query) if spec.client_segmentation else query
+    p = Params()
+    stmt = hybrid_sql(
+        spec,
+        p,
+        _vector_param(spec, vector),
+        qtext,
+        k,
+        fetch_k=n,
+        filter=filter,
+        rrf_k=rrf_k,
+        vector_weight=vector_weight,
+        text_weight=text_weight,
+    )
+    rows = yield Exec(stmt, p.values, fetch="all")
+    best = (vector_weight + text_weight) / (rrf_k + 1)
+    return [
+        SearchHit(
+            _record(r, False),
+            min(1.0, float(r[3]) / best),
+            None if r[4] is None else float(r[4]),
+        )
+        for r in rows
+    ]
+
+
+def get_plan(
+    spec: TableSpec,
+    ids: Sequence[str] | None,
+    *,
+    filter: Filter | None,
+    limit: int | None,
+    include_embeddings: bool,
+) -> Plan[list[Record]]:
+    """Rows by ids (in the order asked, missing ones skipped) and/or filter."""
+    id_list = None if ids is None else [str(i) for i in ids]
+    p = Params()
+    q = get_sql(spec, p, id_list, filter=filter, include_embeddings=include_embeddings, limit=limit)
+    rows = yield Exec(q, p.values, fetch="all")
+    records = [_record(r, include_embeddings) for r in rows]
+    if id_list is None:
+        return records
+    by_id = {r.id: r for r in records}
+    seen: set[str] = set()
+    out = []
+    for i in id_list:
+        if i in by_id and i not in seen:
+            seen.add(i)
+            out.append(by_id[i])
+    return out
+
+
+def delete_plan(spec: TableSpec, ids: Sequence[str] | None, filter: Filter | None) -> Plan[int]:
+    """Delete by ids and/or filter; returns the number of rows deleted."""
+    p = Params()
+    id_list = None if ids is None else [str(i) for i in ids]
+    n = yield Exec(delete_sql(spec, p, id_list, filter), p.values, fetch="rowcount")
+    return int(n)
+
+
+def count_plan(spec: TableSpec, filter: Filter | None) -> Plan[int]:
+    """Number of rows (matching ``filter``)."""
+    p = Params()
+    row = yield Exec(count_sql(spec, p, filter), p.values, fetch="one")
+    return int(row[0])
+
+
+def index_plan(
+    spec: TableSpec,
+    server: ServerInfo,
+    kind: str,
+    *,
+    m: int,
+    ef_construction: int,
+    lists: int | None,
+    maintenance_work_mem: str | None,
+) -> Plan[str]:
+    """Create the vector index (operator class matching the distance), then ANALYZE."""
+    rows = 0
+    if kind.lower() == "ivfflat" and lists is None:
+        rows = yield from count_plan(spec, None)
+    name, stmt = index_ddl(
+        spec, server, kind, m=m, ef_construction=ef_construction, lists=lists, row_count=rows
+    )
+    if maintenance_work_mem:
+        yield from _settings({"maintenance_work_mem": maintenance_work_mem})
+    yield Exec(stmt)
+    yield Exec(sql.SQL("ANALYZE {}").format(spec.ident))
+    return name
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """Metadata from the database (always a dict)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def drop_plan(spec: TableSpec) -> Plan[None]:
+    """Drop the table and its catalog row."""
+    from .schema import CATALOG_TABLE
+
+    yield Exec(sql.SQL("DROP TABLE IF EXISTS {}").format(spec.ident))
+    yield Exec(
+        sql.SQL("DELETE FROM {} WHERE schema_name = %(s)s AND table_name = %(t)s").format(
+            sql.Identifier(spec.schema, CATALOG_TABLE)
+        ),
+        {"s": spec.schema, "t": spec.table},
+    )
+
+
+def clear_plan(spec: TableSpec) -> Plan[None]:
+    """Delete every row."""
+    yield Exec(sql.SQL("TRUNCATE {}").format(spec.ident))

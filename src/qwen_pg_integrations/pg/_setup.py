@@ -1,0 +1,248 @@
+"""The setup plan: pgvector present and recent enough, catalog row, table created or checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from .. import __version__
+from ..errors import ExtensionError, SchemaMismatchError, StorageError
+from ._plan import Exec, Plan
+from .records import Distance
+from .schema import (
+    CATALOG_TABLE,
+    MIN_PGVECTOR,
+    ServerInfo,
+    TableSpec,
+    VectorType,
+    catalog_ddl,
+    choose_vector_type,
+    parse_version,
+    table_ddl,
+)
+
+__all__ = ["Requested", "setup_plan"]
+
+_SERVER_SQL = sql.SQL(
+    "SELECT current_setting('server_version_num')::int, current_schema(), "
+    "(SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
+    "(SELECT default_version FROM pg_available_extensions WHERE name = 'vector'), "
+    "ARRAY(SELECT c.cfgname::text FROM pg_ts_config c JOIN pg_ts_parser p ON p.oid = c.cfgparser "
+    "WHERE p.prsname IN ('zhparser', 'jieba') ORDER BY c.cfgname), current_database(), current_user"
+)
+_LOCK_SQL = sql.SQL("SELECT pg_advisory_xact_lock(hashtext('qwen_pg_integrations.setup'))")
+_EXT_SQL = sql.SQL("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+_REGCLASS_SQL = sql.SQL("SELECT to_regclass(format('%%I.%%I', %(s)s::text, %(t)s::text))")
+_COLUMN_SQL = sql.SQL(
+    "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+    "WHERE a.attrelid = format('%%I.%%I', %(s)s::text, %(t)s::text)::regclass "
+    "AND a.attnum > 0 AND NOT a.attisdropped"
+)
+_CATALOG_COLUMNS = (
+    "schema_name",
+    "table_name",
+    "embedding_model",
+    "dimension",
+    "distance",
+    "vector_type",
+    "text_search",
+    "package_version",
+)
+
+
+@dataclass(frozen=True)
+class Requested:
+    """What the caller asked for (``None`` / ``"auto"``: take it from the catalog or decide)."""
+
+    table: str
+    schema: str | None
+    dimension: int | None
+    distance: Distance
+    embedding_model: str | None
+    text_search: str
+    vector_type: str
+    create_table: bool
+
+
+def _ext_error(
+    db: str, user: str, available: str | None, err: BaseException | None
+) -> ExtensionError:
+    if available is None:
+        return ExtensionError(
+            "pgvector is not installed on this PostgreSQL server: install it (e.g. the "
+            "postgresql-<version>-pgvector package, or enable the 'vector' extension in the "
+            "PolarDB / RDS console), then run CREATE EXTENSION vector in database "
+            f"{db!r}."
+        )
+    why = f" ({str(err).strip().splitlines()[0]})" if err is not None else ""
+    return ExtensionError(
+        f"pgvector {available} is installed on the server but not enabled in database {db!r}, "
+        f"and role {user!r} may not create it{why}: ask a superuser (or the database owner on "
+        "PolarDB / RDS) to run CREATE EXTENSION vector in that database, or grant the privilege."
+    )
+
+
+def _fmt(v: tuple[int, int, int]) -> str:
+    return ".".join(map(str, v))
+
+
+def _mismatch(spec_row: TableSpec, req: Requested) -> None:
+    problems = []
+    if req.dimension is not None and req.dimension != spec_row.dimension:
+        problems.append(f"dimension {spec_row.dimension} (asked for {req.dimension})")
+    if req.distance != spec_row.distance:
+        problems.append(f"distance {spec_row.distance.value!r} (asked for {req.distance.value!r})")
+    if (
+        req.embedding_model
+        and spec_row.embedding_model
+        and req.embedding_model != spec_row.embedding_model
+    ):
+        problems.append(
+            f"embedding model {spec_row.embedding_model!r} (asked for {req.embedding_model!r})"
+        )
+    if req.text_search != "auto" and req.text_search != spec_row.text_search:
+        problems.append(f"text search {spec_row.text_search!r} (asked for {req.text_search!r})")
+    if req.vector_type != "auto" and req.vector_type != spec_row.vector_type:
+        problems.append(f"vector type {spec_row.vector_type!r} (asked for {req.vector_type!r})")
+    if problems:
+        raise SchemaMismatchError(
+            f"table {spec_row.schema}.{spec_row.table} was created with "
+            + ", ".join(problems)
+            + ": vectors of different models or settings cannot be compared. Use the same "
+            "settings, or another table_name (or drop the table to re-ingest)."
+        )
+
+
+def _parse_column_type(text: str) -> tuple[VectorType, int] | None:
+    name, _, rest = text.partition("(")
+    if name not in ("vector", "halfvec") or not rest.endswith(")"):
+        return None
+    try:
+        return ("halfvec" if name == "halfvec" else "vector"), int(rest[:-1])
+    except ValueError:
+        return None
+
+
+def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, TableSpec | None]]:
+    """Check/create pgvector, the catalog and the table; ``spec`` is ``None`` when the table does
+    not exist yet and no dimension is known (nothing to create it with)."""
+    row = yield Exec(_SERVER_SQL, fetch="one")
+    num, cur_schema, installed, available, cfgs, db, user = row
+    yield Exec(_LOCK_SQL)
+    if installed is None:
+        # re-check under the lock: another process may just have created it
+        again = yield Exec(_EXT_SQL, fetch="one")
+        installed = again[0] if again else None
+    if installed is None:
+        if available is None:
+            raise _ext_error(db, user, None, None)
+        try:
+            yield Exec(sql.SQL("CREATE EXTENSION IF NOT EXISTS vector"))
+        except psycopg.Error as err:
+            raise _ext_error(db, user, available, err) from err
+        installed = (yield Exec(_EXT_SQL, fetch="one"))[0]
+    version = parse_version(installed)
+    assert version is not None
+    if version < MIN_PGVECTOR:
+        raise ExtensionError(
+            f"pgvector {installed} is too old (HNSW needs >= {_fmt(MIN_PGVECTOR)}): upgrade the "
+            "pgvector package and run ALTER EXTENSION vector UPDATE."
+        )
+    server = ServerInfo(
+        server_version=int(num),
+        current_schema=str(cur_schema),
+        pgvector=version,
+        ts_configs=tuple(cfgs),
+    )
+    schema = req.schema or server.current_schema
+    if schema is None or schema == "None":
+        raise StorageError("no current schema: pass schema_name=... or fix the search_path")
+    cat = sql.Identifier(schema, CATALOG_TABLE)
+    names = {"s": schema, "t": req.table}
+    cat_exists = (yield Exec(_REGCLASS_SQL, {"s": schema, "t": CATALOG_TABLE}, fetch="one"))[0]
+    if cat_exists is None:
+        yield Exec(catalog_ddl(schema))
+    found = yield Exec(
+        sql.SQL(
+            "SELECT dimension, distance, vector_type, text_search, embedding_model FROM {} "
+            "WHERE schema_name = %(s)s AND table_name = %(t)s"
+        ).format(cat),
+        names,
+        fetch="one",
+    )
+    regclass = (yield Exec(_REGCLASS_SQL, names, fetch="one"))[0]
+    if found is not None:
+        dim, dist, vtype, ts, model = found
+        spec = TableSpec(schema, req.table, int(dim), Distance.parse(dist), vtype, ts, model)
+        _mismatch(spec, req)
+        if regclass is None:
+            if not req.create_table:
+                raise StorageError(
+                    f"table {schema}.{req.table} does not exist (create_table=False)"
+                )
+            for stmt in table_ddl(spec):
+                yield Exec(stmt)
+        return server, spec
+    dimension = req.dimension or dim_hint
+    if regclass is not None:
+        cols = dict((yield Exec(_COLUMN_SQL, names, fetch="all")))
+        parsed = _parse_column_type(cols.get("embedding", ""))
+        needed = {"id", "content", "metadata", "embedding", "content_tsv"}
+        if parsed is None or not needed <= set(cols):
+            raise SchemaMismatchError(
+                f"table {schema}.{req.table} exists but is not a qwen-pg-integrations table "
+                f"(columns {sorted(cols)}): use another table_name."
+            )
+        vtype, dim = parsed
+        vector_type: VectorType
+        if dimension is not None and dimension != dim:
+            raise SchemaMismatchError(
+                f"table {schema}.{req.table} stores {vtype}({dim}) but vectors have {dimension} "
+                "dimensions: use the same embedding model and dimension, or another table_name."
+            )
+        dimension = dim
+        vector_type = vtype
+    elif dimension is None:
+        return server, None
+    else:
+        if not req.create_table:
+            raise StorageError(f"table {schema}.{req.table} does not exist (create_table=False)")
+        vector_type = choose_vector_type(req.vector_type, dimension, server)
+    text_search = req.text_search
+    if text_search == "auto":
+        text_search = server.ts_configs[0] if server.ts_configs else "jieba"
+    spec = TableSpec(
+        schema,
+        req.table,
+        dimension,
+        req.distance,
+        vector_type,
+        text_search,
+        req.embedding_model,
+    )
+    if regclass is None:
+        for stmt in table_ddl(spec):
+            yield Exec(stmt)
+    values = (
+        schema,
+        req.table,
+        spec.embedding_model,
+        spec.dimension,
+        spec.distance.value,
+        spec.vector_type,
+        spec.text_search,
+        __version__,
+    )
+    yield Exec(
+        sql.SQL(
+            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (schema_name, table_name) DO NOTHING"
+        ).format(
+            cat,
+            sql.SQL(", ").join(map(sql.Identifier, _CATALOG_COLUMNS)),
+            sql.SQL(", ").join(map(sql.Placeholder, _CATALOG_COLUMNS)),
+        ),
+        dict(zip(_CATALOG_COLUMNS, values, strict=True)),
+    )
+    return server, spec

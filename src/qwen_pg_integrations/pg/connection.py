@@ -1,0 +1,198 @@
+"""Where connections come from: a DSN, a psycopg connection or pool, or the embedded server.
+
+A DSN (or ``None``: ``QWEN_PG_DSN``, else the embedded server) gives process-wide pools shared
+by every store on that DSN: one ``ConnectionPool`` for sync calls and, per event loop, one
+``AsyncConnectionPool`` for async calls. Connections the caller passes are used as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, Union
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from ..config import redact_dsn, resolve_dsn
+from ..errors import ConfigurationError, DatabaseConnectionError
+
+__all__ = ["ConnectionArg", "Engine", "close_pools"]
+
+ConnectionArg = Union[
+    str,
+    "psycopg.Connection[Any]",
+    "psycopg.AsyncConnection[Any]",
+    "ConnectionPool[Any]",
+    "AsyncConnectionPool[Any]",
+    None,
+]
+
+_POOL_KW: dict[str, Any] = {"autocommit": True}
+_MIN, _MAX = 1, 8
+_lock = threading.Lock()
+_sync_pools: dict[str, ConnectionPool[Any]] = {}
+_async_pools: dict[tuple[str, int], tuple[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]]] = {}
+
+
+def _connect_error(dsn: str, err: BaseException) -> DatabaseConnectionError:
+    detail = redact_dsn(
+        str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    )
+    return DatabaseConnectionError(
+        f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {detail}. Check the DSN "
+        "(connection=... or QWEN_PG_DSN), that the server is running, and the credentials."
+    )
+
+
+def _sync_pool(dsn: str) -> ConnectionPool[Any]:
+    with _lock:
+        pool = _sync_pools.get(dsn)
+        if pool is not None and not pool.closed:
+            return pool
+        try:  # fail fast with a clear error instead of a pool timeout
+            psycopg.connect(dsn, connect_timeout=15).close()
+        except psycopg.Error as err:
+            raise _connect_error(dsn, err) from None
+        pool = ConnectionPool(
+            dsn, kwargs=dict(_POOL_KW), min_size=_MIN, max_size=_MAX, open=True, name="qwen-pg"
+        )
+        _sync_pools[dsn] = pool
+        return pool
+
+
+async def _async_pool(dsn: str) -> AsyncConnectionPool[Any]:
+    loop = asyncio.get_running_loop()
+    key = (dsn, id(loop))
+    with _lock:
+        # pools of closed loops cannot be used any more (nor closed from here): drop them
+        for k in [k for k, (lp, _) in _async_pools.items() if lp.is_closed()]:
+            del _async_pools[k]
+        entry = _async_pools.get(key)
+    if entry is not None and entry[0] is loop and not entry[1].closed:
+        return entry[1]
+    try:
+        conn = await psycopg.AsyncConnection.connect(dsn, connect_timeout=15)
+        await conn.close()
+    except psycopg.Error as err:
+        raise _connect_error(dsn, err) from None
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        dsn, kwargs=dict(_POOL_KW), min_size=_MIN, max_size=_MAX, open=False, name="qwen-pg-async"
+    )
+    await pool.open()
+    with _lock:
+        _async_pools[key] = (loop, pool)
+    return pool
+
+
+def close_pools(dsn: str | None = None) -> None:
+    """Close the shared sync pools (of one DSN, or all); async pools close with their loop.
+
+    Call it before stopping a server the pools point at.
+    """
+    with _lock:
+        keys = [k for k in _sync_pools if dsn is None or k == dsn]
+        pools = [_sync_pools.pop(k) for k in keys]
+        for k in [k for k in _async_pools if dsn is None or k[0] == dsn]:
+            del _async_pools[k]
+    for pool in pools:
+        with contextlib.suppress(Exception):  # interpreter shutdown: nobody to report to
+            pool.close(timeout=1.0)
+
+
+atexit.register(close_pools)
+
+
+class Engine:
+    """Hands out connections for one store.
+
+    Args:
+        connection: a DSN, a ``psycopg.Connection`` / ``AsyncConnection``, a
+            ``ConnectionPool`` / ``AsyncConnectionPool``, or ``None`` (``QWEN_PG_DSN``, else the
+            embedded server, started on first use).
+    """
+
+    def __init__(self, connection: ConnectionArg = None) -> None:
+        self._dsn: str | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._aconn: psycopg.AsyncConnection[Any] | None = None
+        self._pool: ConnectionPool[Any] | None = None
+        self._apool: AsyncConnectionPool[Any] | None = None
+        if connection is None or isinstance(connection, str):
+            self._dsn = resolve_dsn(connection)
+        elif isinstance(connection, psycopg.Connection):
+            self._conn = connection
+        elif isinstance(connection, psycopg.AsyncConnection):
+            self._aconn = connection
+        elif isinstance(connection, ConnectionPool):
+            self._pool = connection
+        elif isinstance(connection, AsyncConnectionPool):
+            self._apool = connection
+        else:
+            raise ConfigurationError(
+                "connection must be a DSN string, a psycopg Connection/AsyncConnection, a "
+                "psycopg_pool ConnectionPool/AsyncConnectionPool or None, got "
+                f"{type(connection).__name__}"
+            )
+        self._embedded = connection is None and self._dsn is None
+
+    def __repr__(self) -> str:
+        if self._embedded:
+            return "Engine(embedded)"
+        if self._dsn is not None:
+            return f"Engine({redact_dsn(self._dsn)!r})"
+        return f"Engine({type(self._conn or self._aconn or self._pool or self._apool).__name__})"
+
+    @property
+    def supports_sync(self) -> bool:
+        """Whether sync methods can run on this connection."""
+        return self._aconn is None and self._apool is None
+
+    @property
+    def supports_async(self) -> bool:
+        """Whether async methods can run on this connection."""
+        return self._conn is None and self._pool is None
+
+    def dsn(self) -> str:
+        """The DSN (starting the embedded server if that is the source)."""
+        if self._dsn is None:
+            if not self._embedded:
+                raise ConfigurationError("this store was given a connection object, not a DSN")
+            from .embedded import embedded_dsn
+
+            self._dsn = embedded_dsn()
+        return self._dsn
+
+    @contextmanager
+    def connect(self) -> Iterator[psycopg.Connection[Any]]:
+        """A sync connection for one operation."""
+        if self._conn is not None:
+            yield self._conn
+            return
+        if not self.supports_sync:
+            raise ConfigurationError(
+                "this store was given an async connection or pool: use the async methods "
+                "(aadd, asearch, ...) or pass a DSN / sync connection for sync calls"
+            )
+        pool = self._pool or _sync_pool(self.dsn())
+        with pool.connection() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def aconnect(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """An async connection for one operation."""
+        if self._aconn is not None:
+            yield self._aconn
+            return
+        if not self.supports_async:
+            raise ConfigurationError(
+                "this store was given a sync connection or pool: use the sync methods or pass "
+                "a DSN / AsyncConnection / AsyncConnectionPool for async calls"
+            )
+        pool = self._apool or await _async_pool(self.dsn())
+        async with pool.connection() as conn:
+            yield conn

@@ -1,0 +1,252 @@
+"""Pure SQL builders for reads and writes (render them with ``as_string()`` to inspect).
+
+Every builder takes a :class:`~.filters.Params` collector and returns a ``psycopg.sql`` object;
+values are always bound, identifiers always quoted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+
+from .filters import Filter, Params, compile_filter
+from .schema import TableSpec
+
+__all__ = [
+    "STAGE_COLUMNS",
+    "count_sql",
+    "delete_sql",
+    "get_sql",
+    "hybrid_sql",
+    "settings_sql",
+    "stage_copy_sql",
+    "stage_ddl",
+    "stage_truncate_sql",
+    "text_search_sql",
+    "tsquery_sql",
+    "upsert_from_stage_sql",
+    "vector_search_sql",
+]
+
+STAGE_COLUMNS = ("id", "content", "metadata", "embedding", "tsv_input")
+
+
+def _stage(spec: TableSpec) -> sql.Identifier:
+    return sql.Identifier(f"_qwen_pg_stage_{spec.vector_type}")
+
+
+def stage_ddl(spec: TableSpec) -> sql.Composed:
+    """The session's temporary staging table for COPY (one per vector type, any dimension)."""
+    return sql.SQL(
+        "CREATE TEMP TABLE IF NOT EXISTS {} "
+        "(id text, content text, metadata jsonb, embedding {}, tsv_input text)"
+    ).format(_stage(spec), sql.SQL(spec.vector_type))
+
+
+def stage_truncate_sql(spec: TableSpec) -> sql.Composed:
+    """Empty the staging table (the batch may run inside a caller's longer transaction)."""
+    return sql.SQL("TRUNCATE {}").format(_stage(spec))
+
+
+def stage_copy_sql(spec: TableSpec) -> sql.Composed:
+    """``COPY ... FROM STDIN (FORMAT BINARY)`` into the staging table."""
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        _stage(spec), sql.SQL(", ").join(map(sql.Identifier, STAGE_COLUMNS))
+    )
+
+
+def upsert_from_stage_sql(spec: TableSpec, params: Params) -> sql.Composed:
+    """One ``INSERT ... ON CONFLICT (id) DO UPDATE`` for the whole staged batch."""
+    return sql.SQL(
+        "INSERT INTO {t} (id, content, metadata, embedding, content_tsv) "
+        "SELECT id, content, metadata, embedding, to_tsvector({cfg}::regconfig, tsv_input) "
+        "FROM {s} ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, "
+        "metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding, "
+        "content_tsv = EXCLUDED.content_tsv"
+    ).format(t=spec.ident, s=_stage(spec), cfg=params.add(spec.ts_config))
+
+
+def _where(parts: list[sql.Composable | None]) -> sql.Composable:
+    conds = [p for p in parts if p is not None]
+    if not conds:
+        return sql.SQL("")
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds)
+
+
+def delete_sql(
+    spec: TableSpec, params: Params, ids: list[str] | None, filter: Filter | None
+) -> sql.Composed:
+    """``DELETE`` by ids and/or filter (both given: rows matching both)."""
+    parts: list[sql.Composable | None] = []
+    if ids is not None:
+        parts.append(sql.SQL("id = ANY({}::text[])").format(params.add(ids)))
+    parts.append(compile_filter(filter, params))
+    return sql.SQL("DELETE FROM {}{}").format(spec.ident, _where(parts))
+
+
+def get_sql(
+    spec: TableSpec,
+    params: Params,
+    ids: list[str] | None,
+    *,
+    filter: Filter | None = None,
+    include_embeddings: bool = False,
+    limit: int | None = None,
+) -> sql.Composed:
+    """Select rows by ids and/or filter (``id, content, metadata[, embedding]``)."""
+    cols = sql.SQL(
+        "id, content, metadata, embedding" if include_embeddings else "id, content, metadata"
+    )
+    parts: list[sql.Composable | None] = []
+    if ids is not None:
+        parts.append(sql.SQL("id = ANY({}::text[])").format(params.add(ids)))
+    parts.append(compile_filter(filter, params))
+    tail = (
+        sql.SQL("") if limit is None else sql.SQL(" ORDER BY id LIMIT {}").format(params.add(limit))
+    )
+    return sql.SQL("SELECT {} FROM {}{}{}").format(cols, spec.ident, _where(parts), tail)
+
+
+def count_sql(spec: TableSpec, params: Params, filter: Filter | None = None) -> sql.Composed:
+    """``SELECT count(*)`` with an optional filter."""
+    return sql.SQL("SELECT count(*) FROM {}{}").format(
+        spec.ident, _where([compile_filter(filter, params)])
+    )
+
+
+def settings_sql(params: Params, settings: dict[str, str]) -> sql.Composed:
+    """One ``SELECT set_config(name, value, true)`` per setting: ``SET LOCAL`` with bound values.
+
+    Transaction-local, so nothing leaks into a pooled session.
+    """
+    calls = [
+        sql.SQL("set_config({}, {}, true)").format(params.add(k), params.add(v))
+        for k, v in settings.items()
+    ]
+    return sql.SQL("SELECT ") + sql.SQL(", ").join(calls)
+
+
+def _query_vector(spec: TableSpec, params: Params, vector: Any) -> sql.Composable:
+    return sql.SQL("{}::{}").format(params.add(vector), sql.SQL(spec.vector_type))
+
+
+def vector_search_sql(
+    spec: TableSpec,
+    params: Params,
+    vector: Any,
+    k: int,
+    *,
+    filter: Filter | None = None,
+    max_distance: float | None = None,
+    include_embeddings: bool = False,
+) -> sql.Composed:
+    """Nearest neighbours by the table's operator, best first: ``id, content, metadata, distance``.
+
+    The inner query is the plain ``ORDER BY embedding <op> $v LIMIT k`` the vector index serves;
+    the score threshold (as a distance bound) and the final ordering (iterative scans may return
+    slightly out of order) are applied outside it, in the same statement.
+    """
+    q = _query_vector(spec, params, vector)
+    emb = sql.SQL(", embedding") if include_embeddings else sql.SQL("")
+    inner = sql.SQL(
+        "SELECT id, content, metadata{emb}, embedding {op} {q} AS distance FROM {t}{where} "
+        "ORDER BY embedding {op} {q} LIMIT {k}"
+    ).format(
+        emb=emb,
+        op=spec.operator,
+        q=q,
+        t=spec.ident,
+        where=_where([compile_filter(filter, params)]),
+        k=params.add(int(k)),
+    )
+    bound = (
+        sql.SQL(" WHERE distance <= {}").format(params.add(float(max_distance)))
+        if max_distance is not None
+        else sql.SQL("")
+    )
+    return sql.SQL("SELECT * FROM ({}) AS nearest{} ORDER BY distance, id").format(inner, bound)
+
+
+def tsquery_sql(spec: TableSpec, params: Params, query_text: str) -> sql.Composed:
+    """A tsquery OR-ing every lexeme of the query (``NULL`` if it has none).
+
+    The lexemes come from ``to_tsvector`` itself (of the jieba-segmented query for client-side
+    segmentation, of the raw query for a server configuration), each quoted as a tsquery literal.
+    """
+    return sql.SQL(
+        "(SELECT string_agg('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''', "
+        "' | ')::tsquery FROM unnest(to_tsvector({cfg}::regconfig, {txt}::text)))"
+    ).format(cfg=params.add(spec.ts_config), txt=params.add(query_text))
+
+
+def text_search_sql(
+    spec: TableSpec, params: Params, query_text: str, k: int, *, filter: Filter | None = None
+) -> sql.Composed:
+    """Full-text search ranked by ``ts_rank_cd`` (normalised to [0, 1)): ``..., rank``."""
+    return sql.SQL(
+        "WITH q AS (SELECT {tsq} AS tsq) "
+        "SELECT t.id, t.content, t.metadata, ts_rank_cd(t.content_tsv, q.tsq, 32) AS rank "
+        "FROM {t} AS t, q WHERE t.content_tsv @@ q.tsq{filt} "
+        "ORDER BY rank DESC, t.id LIMIT {k}"
+    ).format(
+        tsq=tsquery_sql(spec, params, query_text),
+        t=spec.ident,
+        filt=_and(compile_filter(filter, params, sql.SQL("t.metadata"))),
+        k=params.add(int(k)),
+    )
+
+
+def _and(cond: sql.Composable | None) -> sql.Composable:
+    return sql.SQL("") if cond is None else sql.SQL(" AND ") + cond
+
+
+def hybrid_sql(
+    spec: TableSpec,
+    params: Params,
+    vector: Any,
+    query_text: str,
+    k: int,
+    *,
+    fetch_k: int,
+    filter: Filter | None = None,
+    rrf_k: int = 60,
+    vector_weight: float = 1.0,
+    text_weight: float = 1.0,
+) -> sql.Composed:
+    """Vector and full-text rankings fused by reciprocal rank fusion, in one statement.
+
+    Returns ``id, content, metadata, rrf, distance`` (``distance`` is NULL for rows only the
+    text ranking found).
+    """
+    q = _query_vector(spec, params, vector)
+    vec_filter = _where([compile_filter(filter, params)])
+    txt_filter = _and(compile_filter(filter, params, sql.SQL("t.metadata")))
+    n = params.add(int(fetch_k))
+    rk = params.add(float(rrf_k))
+    return sql.SQL(
+        "WITH q AS (SELECT {tsq} AS tsq), "
+        "vec AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rnk FROM ("
+        "SELECT id, embedding {op} {q} AS distance FROM {t}{vf} ORDER BY embedding {op} {q} "
+        "LIMIT {n}) AS v), "
+        "txt AS (SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS rnk FROM ("
+        "SELECT t.id, ts_rank_cd(t.content_tsv, q.tsq, 32) AS rank FROM {t} AS t, q "
+        "WHERE t.content_tsv @@ q.tsq{tf} ORDER BY rank DESC, t.id LIMIT {n}) AS x), "
+        "fused AS (SELECT coalesce(vec.id, txt.id) AS id, "
+        "coalesce({wv} / ({rk} + vec.rnk), 0) + coalesce({wt} / ({rk} + txt.rnk), 0) AS rrf, "
+        "vec.distance FROM vec FULL OUTER JOIN txt ON vec.id = txt.id) "
+        "SELECT d.id, d.content, d.metadata, fused.rrf, fused.distance "
+        "FROM fused JOIN {t} AS d ON d.id = fused.id ORDER BY fused.rrf DESC, d.id LIMIT {k}"
+    ).format(
+        tsq=tsquery_sql(spec, params, query_text),
+        op=spec.operator,
+        q=q,
+        t=spec.ident,
+        vf=vec_filter,
+        tf=txt_filter,
+        n=n,
+        rk=rk,
+        wv=params.add(float(vector_weight)),
+        wt=params.add(float(text_weight)),
+        k=params.add(int(k)),
+    )

@@ -1,0 +1,272 @@
+"""The table format (DESIGN.md §4), its catalog, and what the server can do.
+
+Pure builders: every function returns ``psycopg.sql`` objects, so they can be rendered with
+``as_string()`` and unit tested without a server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from psycopg import sql
+
+from ..errors import ExtensionError, InvalidInputError
+from .records import Distance
+
+__all__ = [
+    "CATALOG_TABLE",
+    "MIN_PGVECTOR",
+    "ServerInfo",
+    "TableSpec",
+    "VectorType",
+    "catalog_ddl",
+    "choose_vector_type",
+    "index_ddl",
+    "index_name",
+    "parse_version",
+    "table_ddl",
+]
+
+CATALOG_TABLE = "qwen_pg_collections"
+MIN_PGVECTOR = (0, 5, 0)  # HNSW
+HALFVEC_PGVECTOR = (0, 7, 0)
+ITERATIVE_PGVECTOR = (0, 8, 0)
+MAX_VECTOR_INDEX_DIM = 2000
+MAX_HALFVEC_INDEX_DIM = 4000
+MAX_VECTOR_DIM = 16000
+# Above this many bytes a PLAIN vector would not leave room for the rest of the row in an
+# 8 kB page; such columns use MAIN (inline when possible, compressed, out of line last).
+_PLAIN_LIMIT_BYTES = 7000
+
+VectorType = Literal["vector", "halfvec"]
+
+_OPCLASS_SUFFIX = {
+    Distance.COSINE: "cosine_ops",
+    Distance.L2: "l2_ops",
+    Distance.INNER_PRODUCT: "ip_ops",
+}
+_OPERATOR = {Distance.COSINE: "<=>", Distance.L2: "<->", Distance.INNER_PRODUCT: "<#>"}
+
+
+def parse_version(text: str | None) -> tuple[int, int, int] | None:
+    """``"0.8.1"`` -> ``(0, 8, 1)``; ``None`` stays ``None``."""
+    if not text:
+        return None
+    nums = [int(n) for n in re.findall(r"\d+", text)[:3]]
+    while len(nums) < 3:
+        nums.append(0)
+    return (nums[0], nums[1], nums[2])
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the connected server offers.
+
+    Attributes:
+        server_version: ``server_version_num`` (e.g. 180006).
+        current_schema: the schema unqualified names resolve to.
+        pgvector: installed pgvector version, ``None`` if not installed (yet).
+        ts_configs: text-search configurations backed by a Chinese parser (zhparser, pg_jieba).
+    """
+
+    server_version: int
+    current_schema: str
+    pgvector: tuple[int, int, int] | None
+    ts_configs: tuple[str, ...] = ()
+
+    @property
+    def has_halfvec(self) -> bool:
+        """pgvector >= 0.7 has the half-precision ``halfvec`` type."""
+        return self.pgvector is not None and self.pgvector >= HALFVEC_PGVECTOR
+
+    @property
+    def has_iterative_scan(self) -> bool:
+        """pgvector >= 0.8 can continue an index scan until enough filtered rows are found."""
+        return self.pgvector is not None and self.pgvector >= ITERATIVE_PGVECTOR
+
+
+def choose_vector_type(requested: str, dimension: int, server: ServerInfo) -> VectorType:
+    """``vector`` up to 2000 dims, ``halfvec`` above (indexable up to 4000) when available."""
+    if dimension <= 0 or dimension > MAX_VECTOR_DIM:
+        raise InvalidInputError(f"dimension must be in 1..{MAX_VECTOR_DIM}, got {dimension}")
+    if requested == "halfvec":
+        if not server.has_halfvec:
+            raise ExtensionError(
+                f"halfvec needs pgvector >= 0.7 but the server has {_ver(server.pgvector)}: "
+                "run ALTER EXTENSION vector UPDATE after upgrading the pgvector package, "
+                "or use vector_type='vector'."
+            )
+        return "halfvec"
+    if requested == "vector":
+        return "vector"
+    if requested != "auto":
+        raise InvalidInputError(
+            f"vector_type must be 'auto', 'vector' or 'halfvec', got {requested!r}"
+        )
+    if dimension > MAX_VECTOR_INDEX_DIM and server.has_halfvec:
+        return "halfvec"
+    return "vector"
+
+
+def _ver(v: tuple[int, int, int] | None) -> str:
+    return "no pgvector" if v is None else "pgvector " + ".".join(map(str, v))
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A collection table as recorded in the catalog.
+
+    Attributes:
+        schema: schema name.
+        table: table name.
+        dimension: embedding dimension.
+        distance: search distance (fixes the index operator class).
+        vector_type: ``vector`` or ``halfvec``.
+        text_search: ``"jieba"`` (client-side segmentation into a ``simple`` tsvector) or the name
+            of a server text-search configuration.
+        embedding_model: the model that made the vectors, if known.
+    """
+
+    schema: str
+    table: str
+    dimension: int
+    distance: Distance
+    vector_type: VectorType
+    text_search: str
+    embedding_model: str | None = None
+
+    @property
+    def ident(self) -> sql.Identifier:
+        """The schema-qualified table identifier."""
+        return sql.Identifier(self.schema, self.table)
+
+    @property
+    def client_segmentation(self) -> bool:
+        """True when text is segmented on the client (jieba) before ``to_tsvector``."""
+        return self.text_search == "jieba"
+
+    @property
+    def ts_config(self) -> str:
+        """The text-search configuration passed to ``to_tsvector``."""
+        return "simple" if self.client_segmentation else self.text_search
+
+    @property
+    def operator(self) -> sql.SQL:
+        """The pgvector distance operator of this table."""
+        return sql.SQL(_OPERATOR[self.distance])
+
+    @property
+    def opclass(self) -> sql.SQL:
+        """The index operator class matching the operator and the column type."""
+        return sql.SQL(f"{self.vector_type}_{_OPCLASS_SUFFIX[self.distance]}")
+
+    @property
+    def column_type(self) -> sql.Composable:
+        """``vector(n)`` or ``halfvec(n)``."""
+        return sql.SQL("{}({})").format(sql.SQL(self.vector_type), sql.Literal(int(self.dimension)))
+
+    @property
+    def storage(self) -> sql.SQL:
+        """PLAIN keeps the vector in the heap row (see DESIGN.md §4); MAIN when it would not fit."""
+        width = 2 if self.vector_type == "halfvec" else 4
+        return sql.SQL("PLAIN" if self.dimension * width + 8 <= _PLAIN_LIMIT_BYTES else "MAIN")
+
+
+def index_name(table: str, suffix: str) -> str:
+    """A per-table index name within PostgreSQL's 63-byte limit."""
+    name = f"{table}_{suffix}"
+    if len(name.encode()) <= 63:
+        return name
+    digest = hashlib.sha1(table.encode()).hexdigest()[:8]
+    head = table.encode()[: 63 - len(suffix) - 10].decode(errors="ignore")
+    return f"{head}_{digest}_{suffix}"
+
+
+def catalog_ddl(schema: str) -> sql.Composed:
+    """Create the catalog table (one row per collection table) if missing."""
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} ("
+        "schema_name text NOT NULL, table_name text NOT NULL, embedding_model text, "
+        "dimension integer NOT NULL, distance text NOT NULL, vector_type text NOT NULL, "
+        "text_search text NOT NULL, package_version text NOT NULL, "
+        "created_at timestamptz NOT NULL DEFAULT now(), "
+        "PRIMARY KEY (schema_name, table_name))"
+    ).format(sql.Identifier(schema, CATALOG_TABLE))
+
+
+def table_ddl(spec: TableSpec) -> list[sql.Composed]:
+    """Statements creating the collection table and its GIN indexes, idempotently."""
+    t = spec.ident
+    return [
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            "id text PRIMARY KEY, content text NOT NULL, "
+            "metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb, embedding {}, content_tsv tsvector)"
+        ).format(t, spec.column_type),
+        sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE {}").format(t, spec.storage),
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin (metadata jsonb_path_ops)").format(
+            sql.Identifier(index_name(spec.table, "metadata_gin")), t
+        ),
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin (content_tsv)").format(
+            sql.Identifier(index_name(spec.table, "tsv_gin")), t
+        ),
+    ]
+
+
+def index_ddl(
+    spec: TableSpec,
+    server: ServerInfo,
+    kind: str,
+    *,
+    m: int = 16,
+    ef_construction: int = 64,
+    lists: int | None = None,
+    row_count: int = 0,
+) -> tuple[str, sql.Composed]:
+    """``CREATE INDEX`` for HNSW or IVFFlat with the operator class of the table's distance.
+
+    Returns:
+        The index name and the statement.
+
+    Raises:
+        ExtensionError: the column type cannot be indexed on this pgvector version.
+    """
+    kind = kind.lower()
+    if kind not in ("hnsw", "ivfflat"):
+        raise InvalidInputError(f"index kind must be 'hnsw' or 'ivfflat', got {kind!r}")
+    if kind == "hnsw" and server.pgvector is not None and server.pgvector < MIN_PGVECTOR:
+        raise ExtensionError("HNSW needs pgvector >= 0.5; upgrade pgvector or use kind='ivfflat'.")
+    limit = MAX_HALFVEC_INDEX_DIM if spec.vector_type == "halfvec" else MAX_VECTOR_INDEX_DIM
+    if spec.dimension > limit:
+        hint = (
+            "pgvector >= 0.7 stores such vectors as halfvec, which indexes up to 4000 "
+            "dimensions: upgrade pgvector (then ALTER EXTENSION vector UPDATE) and recreate the "
+            "table, or use a smaller embedding dimension."
+            if spec.vector_type == "vector"
+            else "use a smaller embedding dimension."
+        )
+        raise ExtensionError(
+            f"pgvector cannot index {spec.vector_type}({spec.dimension}) (limit {limit} "
+            f"dimensions); {hint} Until then searches scan the table exactly."
+        )
+    name = index_name(spec.table, f"embedding_{kind}")
+    if kind == "hnsw":
+        if not (2 <= m <= 100) or not (4 <= ef_construction <= 1000):
+            raise InvalidInputError("hnsw needs 2 <= m <= 100 and 4 <= ef_construction <= 1000")
+        with_ = sql.SQL("m = {}, ef_construction = {}").format(
+            sql.Literal(int(m)), sql.Literal(int(ef_construction))
+        )
+    else:
+        if lists is None:
+            # pgvector's advice: rows / 1000 up to 1M rows, sqrt(rows) above.
+            lists = max(1, row_count // 1000 if row_count <= 1_000_000 else int(row_count**0.5))
+        if not (1 <= lists <= 32768):
+            raise InvalidInputError("ivfflat needs 1 <= lists <= 32768")
+        with_ = sql.SQL("lists = {}").format(sql.Literal(int(lists)))
+    stmt = sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING {} (embedding {}) WITH ({})").format(
+        sql.Identifier(name), spec.ident, sql.SQL(kind), spec.opclass, with_
+    )
+    return name, stmt

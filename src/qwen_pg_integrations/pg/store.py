@@ -1,0 +1,466 @@
+"""``PGStore``: the PostgreSQL / PolarDB (pgvector) store both framework adapters wrap.
+
+One class, sync methods and ``a``-prefixed async twins. The logic lives in plans (generators
+of database operations, see ``_ops.py``); the methods below only get a connection, make sure
+the table is ready, and run the plan in a transaction when it needs one.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from pgvector.psycopg.halfvec import register_halfvec_info
+from pgvector.psycopg.vector import register_vector_info
+from psycopg import errors as pg_errors
+from psycopg.types import TypeInfo
+from psycopg_pool import PoolTimeout
+
+from ..errors import (
+    DatabaseConnectionError,
+    InvalidInputError,
+    QwenPGError,
+    StorageError,
+)
+from . import _ops
+from ._async import AsyncMethods
+from ._plan import Plan, run_sync
+from ._setup import Requested, setup_plan
+from .connection import ConnectionArg, Engine
+from .filters import Filter
+from .records import Distance, EmbeddingLike, Record, SearchHit
+from .schema import ServerInfo, TableSpec
+
+__all__ = ["PGStore"]
+
+T = TypeVar("T")
+_TABLE_MAX = 63
+
+
+@contextmanager
+def _db_errors(store: PGStore) -> Iterator[None]:
+    """Turn driver errors into the package's typed errors (with what to do)."""
+    try:
+        yield
+    except QwenPGError:
+        raise
+    except PoolTimeout as err:
+        raise DatabaseConnectionError(
+            f"no database connection available for {store!r} ({err}); the server may be down "
+            "or the pool exhausted."
+        ) from err
+    except pg_errors.UndefinedTable as err:
+        store._forget()
+        raise StorageError(
+            f"table {store.table_name!r} disappeared (dropped outside this store?): {err}. "
+            "The next call recreates it."
+        ) from err
+    except psycopg.OperationalError as err:
+        raise DatabaseConnectionError(f"database connection failed: {err}") from err
+    except psycopg.Error as err:
+        raise StorageError(f"{type(err).__name__}: {err}") from err
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _achunks(items: Iterable[T] | AsyncIterable[T], size: int) -> AsyncIterator[list[T]]:
+    if not isinstance(items, AsyncIterable):
+        for b in _chunks(items, size):
+            yield b
+        return
+    batch: list[T] = []
+    async for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _first_dim(batch: Sequence[Record]) -> int | None:
+    for rec in batch:
+        if rec.embedding is not None:
+            return len(rec.embedding)
+    return None
+
+
+class PGStore(AsyncMethods):
+    """Chunks, vectors and metadata in one PostgreSQL / PolarDB table (DESIGN.md §4).
+
+    Args:
+        connection: DSN, psycopg connection or pool; ``None`` means ``QWEN_PG_DSN``, else the
+            embedded server.
+        table_name: the collection table (created on first use).
+        schema_name: its schema (default: the connection's current schema).
+        dimension: vector dimension; ``None`` takes it from the catalog or the first vector.
+        distance: ``"cosine"``, ``"l2"`` or ``"inner_product"`` (fixed per table).
+        embedding_model: recorded in the catalog; opening the table with another model fails.
+        text_search: ``"auto"`` (a zhparser / pg_jieba configuration if the server has one,
+            else ``"jieba"``: client-side segmentation into a ``simple`` tsvector) or a
+            configuration name.
+        vector_type: ``"auto"`` (``halfvec`` above 2000 dims on pgvector >= 0.7), ``"vector"``,
+            ``"halfvec"``.
+        batch_size: rows per write batch (COPY + one upsert, one transaction per batch).
+        create_table: create a missing table (else a missing table is an error).
+
+    Example:
+        >>> store = PGStore("postgresql://localhost/db", table_name="docs", dimension=1024)
+        >>> store.add([Record(None, "hello", {"lang": "en"}, vec)])  # doctest: +SKIP
+        >>> store.search(query_vec, k=4, filter={"lang": "en"})  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        connection: ConnectionArg = None,
+        *,
+        table_name: str = "qwen_pg_documents",
+        schema_name: str | None = None,
+        dimension: int | None = None,
+        distance: Distance | str = "cosine",
+        embedding_model: str | None = None,
+        text_search: str = "auto",
+        vector_type: str = "auto",
+        batch_size: int = 1000,
+        create_table: bool = True,
+    ) -> None:
+        for label, name in (("table_name", table_name), ("schema_name", schema_name)):
+            if name is not None and (
+                not isinstance(name, str)
+                or not name
+                or len(name.encode()) > _TABLE_MAX
+                or "\x00" in name
+            ):
+                raise InvalidInputError(f"{label} must be 1..{_TABLE_MAX} bytes, got {name!r}")
+        if dimension is not None and (not isinstance(dimension, int) or dimension < 1):
+            raise InvalidInputError(f"dimension must be a positive integer, got {dimension!r}")
+        if batch_size < 1:
+            raise InvalidInputError("batch_size must be >= 1")
+        if vector_type not in ("auto", "vector", "halfvec"):
+            raise InvalidInputError(
+                f"vector_type must be auto, vector or halfvec, got {vector_type!r}"
+            )
+        self.table_name = table_name
+        self.batch_size = batch_size
+        self._engine = Engine(connection)
+        self._req = Requested(
+            table=table_name,
+            schema=schema_name,
+            dimension=dimension,
+            distance=Distance.parse(distance),
+            embedding_model=embedding_model,
+            text_search=text_search,
+            vector_type=vector_type,
+            create_table=create_table,
+        )
+        self._server: ServerInfo | None = None
+        self._spec: TableSpec | None = None
+        self._types: tuple[TypeInfo, TypeInfo | None] | None = None
+        self._registered: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def __repr__(self) -> str:
+        return f"PGStore(table={self.table_name!r}, engine={self._engine!r})"
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def distance(self) -> Distance:
+        """The table's distance."""
+        return self._spec.distance if self._spec else self._req.distance
+
+    @property
+    def spec(self) -> TableSpec | None:
+        """The table as recorded in the catalog (``None`` before it exists)."""
+        return self._spec
+
+    @property
+    def server(self) -> ServerInfo | None:
+        """What the server offers (known after the first call)."""
+        return self._server
+
+    @property
+    def pgvector_version(self) -> tuple[int, int, int] | None:
+        """The server's pgvector version (known after the first call)."""
+        return self._server.pgvector if self._server else None
+
+    def _forget(self) -> None:
+        self._spec = None
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return _db_errors(self)
+
+    def _register(self, conn: Any, infos: tuple[TypeInfo, TypeInfo | None]) -> None:
+        register_vector_info(conn, infos[0])
+        if infos[1] is not None:
+            register_halfvec_info(conn, infos[1])
+        self._registered.add(conn)
+
+    # -- sync --------------------------------------------------------------------------------
+
+    def _ready(self, conn: psycopg.Connection[Any], dim_hint: int | None) -> TableSpec | None:
+        if self._spec is None or self._server is None:
+            with conn.transaction():
+                self._server, self._spec = run_sync(conn, setup_plan(self._req, dim_hint))
+        if self._spec is not None and conn not in self._registered:
+            if self._types is None:
+                vec = TypeInfo.fetch(conn, "vector")
+                if vec is None:
+                    raise StorageError("the vector type is missing although pgvector is installed")
+                half = None
+                if self._server is not None and self._server.has_halfvec:
+                    half = TypeInfo.fetch(conn, "halfvec")
+                self._types = (vec, half)
+            self._register(conn, self._types)
+        return self._spec
+
+    def _run(self, conn: psycopg.Connection[Any], plan: Plan[T], *, tx: bool) -> T:
+        if tx:
+            with conn.transaction():
+                return run_sync(conn, plan)
+        return run_sync(conn, plan)
+
+    def setup(self) -> None:
+        """Make sure pgvector, the catalog and (if the dimension is known) the table exist."""
+        with _db_errors(self), self._engine.connect() as conn:
+            self._ready(conn, None)
+
+    def add(self, records: Iterable[Record]) -> list[str]:
+        """Upsert records by id, streaming them in batches of ``batch_size``.
+
+        Each batch is COPied (binary) into a staging table and merged with one
+        ``INSERT ... ON CONFLICT (id) DO UPDATE``, in one transaction. Records without an id get
+        :func:`~.records.stable_id` of content and metadata, so re-adding them is idempotent.
+
+        Returns:
+            The ids, in input order.
+        """
+        ids: list[str] = []
+        with _db_errors(self), self._engine.connect() as conn:
+            for batch in _chunks(records, self.batch_size):
+                spec = self._ready(conn, _first_dim(batch))
+                if spec is None:
+                    raise InvalidInputError("records need embeddings")
+                rows, batch_ids = _ops.build_rows(spec, batch)
+                self._run(conn, _ops.write_plan(spec, rows), tx=True)
+                ids.extend(batch_ids)
+        return ids
+
+    def get(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        filter: Filter | None = None,
+        limit: int | None = None,
+        include_embeddings: bool = False,
+    ) -> list[Record]:
+        """Records by ids (in that order, missing ones skipped) and/or by filter."""
+        if ids is not None and len(ids) == 0:
+            return []
+        with _db_errors(self), self._engine.connect() as conn:
+            spec = self._ready(conn, None)
+            if spec is None:
+                return []
+            plan = _ops.get_plan(
+                spec, ids, filter=filter, limit=limit, include_embeddings=include_embeddings
+            )
+            return self._run(conn, plan, tx=False)
+
+    def delete(self, ids: Sequence[str] | None = None, *, filter: Filter | None = None) -> int:
+        """Delete by ids and/or filter (both: rows matching both). Returns rows deleted."""
+        if ids is None and filter is None:
+            raise InvalidInputError(
+                "delete needs ids or a filter (use clear() to delete everything)"
+            )
+        if ids is not None and len(ids) == 0:
+            return 0
+        with _db_errors(self), self._engine.connect() as conn:
+            spec = self._ready(conn, None)
+            if spec is None:
+                return 0
+            return self._run(conn, _ops.delete_plan(spec, ids, filter), tx=False)
+
+    def count(self, filter: Filter | None = None) -> int:
+        """Number of rows (matching ``filter``)."""
+        with _db_errors(self), self._engine.connect() as conn:
+            spec = self._ready(conn, None)
+            return 0 if spec is None else self._run(conn, _ops.count_plan(spec, filter), tx=False)
+
+    def clear(self) -> None:
+        """Delete every row (the table and its catalog row stay)."""
+        with _db_errors(self), self._engine.connect() as conn:
+            spec = self._ready(conn, None)
+            if spec is not None:
+                self._run(conn, _ops.clear_plan(spec), tx=False)
+
+    def drop(self) -> None:
+        """Drop the table and its catalog row."""
+        with _db_errors(self), self._engine.connect() as conn:
+            spec = self._ready(conn, None)
+            if spec is not None:
+                self._run(conn, _ops.drop_plan(spec), tx=True)
+            self._forget()
+
+    def search(
+        self,
+        embedding: EmbeddingLike,
+        *,
+        k: int = 4,
+        filter: Filter | None = None,
+        score_threshold: float | None = None,
+        ef_search: int | None = None,
+        probes: int | None = None,
+        include_embeddings: bool = False,
+    ) -> list[SearchHit]:
+        """The ``k`` nearest rows, best first.
+
+        Args:
+            embedding: the query vector.
+            k: how many rows.
+            filter: metadata filter (see :mod:`.filters`).
+            score_threshold: minimum relevance in [0, 1], applied in SQL.
+            ef_search: HNSW candidate list size (raised to at least ``k``), ``SET LOCAL``.
+            probes: IVFFlat lists to probe, ``SET LOCAL``.
+            include_embeddings: return the stored vectors too.
+        """
+        with _db_errors(self), self._engine.connect() as conn:
+            spec = self._ready(conn, len(embedding))
+            assert spec is not None and self._server is not None
+            vec = _ops.query_vector(spec, embedding)
+            settings = _ops.search_settings(
+                self._server, k, filtered=bool(filter), ef_search=ef_search, probes=probes
+            )
+            plan = _ops.search_plan(
+                spec,
+                self._server,
+                vec,
+                k,
+                filter=filter,
+                score_threshold=score_threshold,
+                ef_search=ef_search,
+                probes=probes,
+                include_embeddings=include_embeddings,
+            )
+            return self._run(conn, plan, tx=bool(settings))
+
+    def mmr_search(
+        self,
+        embedding: EmbeddingLike,
+        *,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Filter | None = None,
+        score_threshold: float | None = None,
+        ef_search: int | None = None,
+        probes: int | None = None,
+        include_embeddings: bool = False,
+    ) -> list[SearchHit]:
+        """Maximal marginal relevance over ``fetch_k`` nearest candidates."""
+        with _db_errors(self), self._engine.connect() as conn:
+            spec = self._ready(conn, len(embedding))
+            assert spec is not None and self._server is not None
+            plan = _ops.mmr_plan(
+                spec,
+                self._server,
+                _ops.query_vector(spec, embedding),
+                k,
+                fetch_k=fetch_k,
+                lambda_mult=lambda_mult,
+                filter=filter,
+                score_threshold=score_threshold,
+                ef_search=ef_search,
+                probes=probes,
+                include_embeddings=include_embeddings,
+            )
+            return self._run(conn, plan, tx=True)
+
+    def text_search(
+        self, query: str, *, k: int = 4, filter: Filter | None = None
+    ) -> list[SearchHit]:
+        """Full-text search only (Chinese segmented client-side unless the server can)."""
+        with _db_errors(self), self._engine.connect() as conn:
+            spec = self._ready(conn, None)
+            if spec is None:
+                return []
+            return self._run(conn, _ops.text_plan(spec, query, k, filter=filter), tx=False)
+
+    def hybrid_search(
+        self,
+        embedding: EmbeddingLike,
+        query: str,
+        *,
+        k: int = 4,
+        filter: Filter | None = None,
+        fetch_k: int | None = None,
+        rrf_k: int = 60,
+        vector_weight: float = 1.0,
+        text_weight: float = 1.0,
+        ef_search: int | None = None,
+        probes: int | None = None,
+    ) -> list[SearchHit]:
+        """Vector and full-text rankings fused by reciprocal rank fusion in one SQL statement."""
+        with _db_errors(self), self._engine.connect() as conn:
+            spec = self._ready(conn, len(embedding))
+            assert spec is not None and self._server is not None
+            plan = _ops.hybrid_plan(
+                spec,
+                self._server,
+                _ops.query_vector(spec, embedding),
+                query,
+                k,
+                fetch_k=fetch_k,
+                filter=filter,
+                rrf_k=rrf_k,
+                vector_weight=vector_weight,
+                text_weight=text_weight,
+                ef_search=ef_search,
+                probes=probes,
+            )
+            return self._run(conn, plan, tx=True)
+
+    def create_index(
+        self,
+        kind: str = "hnsw",
+        *,
+        m: int = 16,
+        ef_construction: int = 64,
+        lists: int | None = None,
+        maintenance_work_mem: str | None = "256MB",
+    ) -> str:
+        """Create the HNSW or IVFFlat index (operator class of the table's distance and type).
+
+        Returns:
+            The index name.
+
+        Raises:
+            ExtensionError: pgvector cannot index this column (e.g. > 2000 dims without halfvec).
+        """
+        with _db_errors(self), self._engine.connect() as conn:
+            spec = self._ready(conn, None)
+            if spec is None:
+                raise InvalidInputError(
+                    "the table does not exist yet: add records (or give dimension=) first"
+                )
+            assert self._server is not None
+            plan = _ops.index_plan(
+                spec,
+                self._server,
+                kind,
+                m=m,
+                ef_construction=ef_construction,
+                lists=lists,
+                maintenance_work_mem=maintenance_work_mem,
+            )
+            return self._run(conn, plan, tx=True)
