@@ -26,6 +26,11 @@ Retries (429, 5xx, timeouts, dropped connections) follow the client's policy; a 
 retried before its first chunk was yielded. Internally streamed calls (thinking) are retried as a
 whole, since nothing reached the caller yet.
 
+Async calls use one aiohttp session per call (per stream), closed when the call or stream ends, so
+nothing outlives its event loop and no "Unclosed client session" warning appears. A stream given up
+half-way is closed by the garbage collector; to release its connection at once, close it:
+``async with contextlib.aclosing(chat.astream(msgs)) as s: ...``.
+
 Example:
     >>> chat = ChatClient("qwen-plus")
     >>> chat.chat([ChatMessage("user", "Hi")]).content  # doctest: +SKIP
