@@ -43,7 +43,7 @@ def _number(params: dict[str, Any], key: str) -> float | None:
     return float(value)
 
 
-def _check_ranges(params: dict[str, Any], max_output: int) -> None:
+def check_ranges(params: dict[str, Any], max_output: int) -> None:
     temperature = _number(params, "temperature")
     if temperature is not None and not 0.0 <= temperature < 2.0:
         raise invalid("Temperature should be in [0.0, 2.0)")
@@ -79,11 +79,11 @@ def _messages(inp: dict[str, Any]) -> list[dict[str, Any]]:
         result.append({"role": "user", "content": prompt})
     if not result:
         raise invalid('Either "prompt" or "messages" must exist and cannot both be none', False)
-    _check_messages(result)
+    check_messages(result)
     return result
 
 
-def _check_messages(messages: list[dict[str, Any]]) -> None:
+def check_messages(messages: list[dict[str, Any]]) -> None:
     open_calls = False
     for message in messages:
         role = message.get("role")
@@ -102,7 +102,7 @@ def _check_messages(messages: list[dict[str, Any]]) -> None:
         )
 
 
-def _tools(params: dict[str, Any]) -> list[dict[str, Any]]:
+def tool_specs(params: dict[str, Any]) -> list[dict[str, Any]]:
     tools = params.get("tools") or []
     if not isinstance(tools, list):
         raise invalid("tools must be a list.")
@@ -115,7 +115,7 @@ def _tools(params: dict[str, Any]) -> list[dict[str, Any]]:
     return specs
 
 
-def _thinking(model: str, params: dict[str, Any], stream: bool) -> bool:
+def thinking_enabled(model: str, params: dict[str, Any], stream: bool) -> bool:
     spec = chat_model_spec(model)
     enable = params.get("enable_thinking")
     if enable is True and not stream:
@@ -156,8 +156,8 @@ def parse_native_chat(body: Any, stream: bool) -> NativeChat:
     if not isinstance(params, dict):
         raise ApiError(400, "BadRequest.EmptyParameters", "parameters must be an object.")
     messages = _messages(inp)
-    _check_ranges(params, chat_model_spec(model).max_output_tokens)
-    tools = _tools(params)
+    check_ranges(params, chat_model_spec(model).max_output_tokens)
+    tools = tool_specs(params)
     choice = params.get("tool_choice")
     if isinstance(choice, dict):
         name = (choice.get("function") or {}).get("name")
@@ -170,7 +170,7 @@ def parse_native_chat(body: Any, stream: bool) -> NativeChat:
             "'messages' must contain the word 'json' in some form, to use 'response_format' "
             "of type 'json_object'."
         )
-    thinking = _thinking(model, params, stream)
+    thinking = thinking_enabled(model, params, stream)
     stop = params.get("stop")
     stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str)]
     budget = params.get("thinking_budget")

@@ -147,6 +147,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception as exc:  # an emulator bug: answer 500 and keep it for the test to see
+            emu._internal_errors.append(f"{type(exc).__name__}: {exc}")
+            if self.record.status is None:
+                err = ApiError(500, "InternalError", f"Emulator error: {type(exc).__name__}: {exc}")
+                self.send_error_answer(err)
+            else:
+                self.close_connection = True
 
     def _dispatch(self, emu: DashScopeEmulator, body: Any) -> None:
         rec = self.record

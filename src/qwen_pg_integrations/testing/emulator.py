@@ -88,6 +88,7 @@ class DashScopeEmulator:
         self._log = RequestLog()
         self._scripts = ScriptQueue()
         self._faults = FaultQueue()
+        self._internal_errors: list[str] = []
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -186,6 +187,11 @@ class DashScopeEmulator:
         """Fault uses not consumed yet."""
         return self._faults.pending()
 
+    @property
+    def internal_errors(self) -> list[str]:
+        """Unexpected exceptions raised inside the emulator (answered as 500); empty if healthy."""
+        return list(self._internal_errors)
+
     def clear_requests(self) -> None:
         """Empty the request log."""
         self._log.clear()
@@ -195,6 +201,7 @@ class DashScopeEmulator:
         self._scripts.clear()
         self._faults.clear()
         self._log.clear()
+        self._internal_errors.clear()
 
     def embed(self, texts: list[str], dimension: int = 1024) -> list[list[float]]:
         """The vectors the emulator returns for ``texts`` (for assertions; no HTTP)."""

@@ -6,6 +6,7 @@ Fixtures:
         client), ``DASHSCOPE_COMPATIBLE_BASE_URL`` and ``NO_PROXY``/``no_proxy`` are set through
         ``monkeypatch`` so classes built without arguments talk to it. The SDK reads its own
         environment at import time, so pass ``api_key=``/``base_address=`` to direct SDK calls.
+        The test fails at teardown if the emulator itself raised (``internal_errors``).
     dashscope_emulator_session: one emulator for the whole session (no environment changes;
         call ``reset()`` between uses).
 """
@@ -43,6 +44,8 @@ def dashscope_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[DashScopeEmu
         monkeypatch.setenv("NO_PROXY", _no_proxy(os.environ.get("NO_PROXY")))
         monkeypatch.setenv("no_proxy", _no_proxy(os.environ.get("no_proxy")))
         yield emu
+        if emu.internal_errors:
+            pytest.fail(f"DashScopeEmulator raised internally: {emu.internal_errors}")
 
 
 @pytest.fixture(scope="session")
