@@ -113,7 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("sql", help="install or remove the in-database functions (qwen_pg.*)")
-    p.add_argument("action", choices=("install", "uninstall"))
+    # --dsn after `sql` works too; SUPPRESS keeps a global --dsn when it is not repeated here
+    p.add_argument("--dsn", default=argparse.SUPPRESS, help="database (default: global --dsn)")
+    from ..sql.cli import add_arguments
+
+    add_arguments(p)
     return parser
 
 

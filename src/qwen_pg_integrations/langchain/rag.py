@@ -26,7 +26,6 @@ from langchain_core.messages import (
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import patch_config
-from langchain_core.utils.aiter import py_anext
 from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 
 from ..errors import InvalidInputError
@@ -90,9 +89,14 @@ class LangChainRetrieval:
         self, query: str, k: int, config: RunnableConfig | None = None
     ) -> list[RetrievedChunk]:
         if self.store is not None:
-            pairs = self.store.similarity_search_with_relevance_scores(
-                query, k=k, **self.search_kwargs
-            )
+            try:
+                pairs = self.store.similarity_search_with_relevance_scores(
+                    query, k=k, **self.search_kwargs
+                )
+            except NotImplementedError:
+                # stores without a relevance function (InMemoryVectorStore): their raw
+                # similarity score, which for cosine stores is the same number
+                pairs = self.store.similarity_search_with_score(query, k=k, **self.search_kwargs)
             return [_chunk(doc, score) for doc, score in pairs]
         assert self.retriever is not None
         docs = self.retriever.invoke(query, config)
@@ -102,9 +106,14 @@ class LangChainRetrieval:
         self, query: str, k: int, config: RunnableConfig | None = None
     ) -> list[RetrievedChunk]:
         if self.store is not None:
-            pairs = await self.store.asimilarity_search_with_relevance_scores(
-                query, k=k, **self.search_kwargs
-            )
+            try:
+                pairs = await self.store.asimilarity_search_with_relevance_scores(
+                    query, k=k, **self.search_kwargs
+                )
+            except NotImplementedError:
+                pairs = await self.store.asimilarity_search_with_score(
+                    query, k=k, **self.search_kwargs
+                )
             return [_chunk(doc, score) for doc, score in pairs]
         assert self.retriever is not None
         docs = await self.retriever.ainvoke(query, config)
@@ -353,7 +362,7 @@ class RagChain(Runnable[Any, dict[str, Any]]):
         run_manager: AsyncCallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> AsyncIterator[dict[str, Any]]:
-        question, history = _parse_input(await py_anext(inputs))
+        question, history = _parse_input(await anext(inputs))
         child = patch_config(config, callbacks=run_manager.get_child())
 
         async def retrieve(q: str, k: int) -> list[RetrievedChunk]:

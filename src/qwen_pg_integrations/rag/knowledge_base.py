@@ -188,5 +188,7 @@ class KnowledgeBase:
         )
 
     def close(self) -> None:
-        """Close the store's connections."""
-        self.store.close()
+        """Close the store's connections (when the store owns any)."""
+        close = getattr(self.store, "close", None)
+        if callable(close):
+            close()
