@@ -382,3 +382,23 @@ def test_unsupported_query_mode_raises(filled: PGVectorStore, embed: DashScopeEm
     )
     with pytest.raises(InvalidInputError):
         filled.query(q)
+
+
+def test_score_threshold_outside_vector_modes_raises_instead_of_being_ignored(
+    filled: PGVectorStore, embed: DashScopeEmbedding
+) -> None:
+    q = VectorStoreQuery(
+        query_embedding=embed.get_query_embedding("HNSW"), query_str="HNSW",
+        mode=VectorStoreQueryMode.HYBRID,
+    )  # fmt: skip
+    with pytest.raises(InvalidInputError):
+        filled.query(q, score_threshold=0.5)
+
+
+def test_mmr_prefetch_and_threshold_reach_the_core(
+    filled: PGVectorStore, embed: DashScopeEmbedding
+) -> None:
+    vector = embed.get_text_embedding(DOCS["n3"][0])
+    q = VectorStoreQuery(query_embedding=vector, similarity_top_k=3, mode=VectorStoreQueryMode.MMR)
+    assert filled.query(q, mmr_prefetch_k=4, score_threshold=0.999).ids == ["n3"]
+    assert len(filled.query(q, mmr_prefetch_factor=2).ids or []) == 3

@@ -43,8 +43,8 @@ class PGVectorStore(BasePydanticVectorStore):
     reciprocal rank, Chinese segmented), ``TEXT_SEARCH`` / ``SPARSE`` (full text only).
     ``MetadataFilters`` take every ``FilterOperator`` and nested AND / OR / NOT conditions.
     Query keyword arguments (``vector_store_kwargs`` of a retriever): ``score_threshold``
-    (alias ``similarity_cutoff``; relevance in [0, 1], applied in SQL), ``mmr_prefetch_k``,
-    ``rrf_k``, ``ef_search``, ``probes``.
+    (alias ``similarity_cutoff``; relevance in [0, 1], applied in SQL; vector modes only),
+    ``mmr_prefetch_k`` / ``mmr_prefetch_factor``, ``rrf_k``, ``ef_search``, ``probes``.
 
     Args:
         connection: a DSN, a psycopg connection or pool, or None for ``QWEN_PG_DSN`` (else the
@@ -185,6 +185,15 @@ def _plan(
         core_filter = doc_filter if core_filter is None else {"$and": [core_filter, doc_filter]}
     options: dict[str, Any] = {"filter": core_filter}
     k = query.similarity_top_k
+    threshold = kwargs.get("score_threshold", kwargs.get("similarity_cutoff"))
+    if threshold is not None and mode not in (
+        VectorStoreQueryMode.DEFAULT,
+        VectorStoreQueryMode.MMR,
+    ):
+        raise InvalidInputError(
+            f"score_threshold applies to vector similarity (default and mmr modes), not to "
+            f"{mode.value!r}; use a SimilarityPostprocessor on fused scores instead."
+        )
 
     if mode in _TEXT_MODES:
         if not query.query_str:
@@ -199,7 +208,6 @@ def _plan(
     for name in ("ef_search", "probes"):
         if kwargs.get(name) is not None:
             options[name] = kwargs[name]
-    threshold = kwargs.get("score_threshold", kwargs.get("similarity_cutoff"))
 
     if mode == VectorStoreQueryMode.HYBRID:
         if not query.query_str:
@@ -215,7 +223,10 @@ def _plan(
 
     options.update(k=k, score_threshold=threshold)
     if mode == VectorStoreQueryMode.MMR:
-        options["fetch_k"] = kwargs.get("mmr_prefetch_k") or max(20, 4 * k)
+        factor = kwargs.get("mmr_prefetch_factor")
+        options["fetch_k"] = kwargs.get("mmr_prefetch_k") or (
+            int(k * factor) if factor else max(20, 4 * k)
+        )
         if query.mmr_threshold is not None:
             options["lambda_mult"] = query.mmr_threshold
         return "mmr_search", (query.query_embedding,), options
