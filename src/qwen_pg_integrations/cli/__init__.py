@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 __all__ = ["build_parser", "main"]
@@ -130,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.dsn is None:
         args.dsn = os.environ.get("QWEN_PG_DSN") or None
+    # platformdirs warns on every start of the embedded server in containers without a session
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     from ..errors import QwenPGError
 
     try:

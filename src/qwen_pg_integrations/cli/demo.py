@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.rule import Rule
 
-from ..rag import StreamContext, StreamDone, StreamToken
+from ..rag import StreamContext, StreamDone, StreamToken, condense_messages
 from ..types import ChatMessage
 from ._commands import open_knowledge_base, run_ingest, threshold_of
 from ._render import chunk_table, prompt_panel
@@ -39,8 +39,8 @@ FOLLOW_UP = ("How does PolarDB separate compute from storage?", "How fast can it
 FOLLOW_UP_REWRITE = "How fast can PolarDB add read-only nodes?"
 
 # The emulator's lexical vectors give lower cosine similarities than a real embedding model:
-# on the bundled corpus, on-topic chunks score 0.18-0.46 and off-topic questions below 0.1.
-EMULATOR_THRESHOLD = 0.18
+# on the bundled corpus, on-topic chunks score 0.2-0.46 and off-topic questions below 0.1.
+EMULATOR_THRESHOLD = 0.2
 DEMO_TABLE = "qwen_pg_demo"
 
 _OFFLINE_NOTE = (
@@ -90,6 +90,8 @@ def _answer(
             elif offline:
                 title = "the exact prompt that would be sent to Qwen"
                 console.print(prompt_panel(preview.messages, title=title))
+            if preview.no_context and not preview.model_called:
+                label = "answer (fixed text; no model called)"
             console.print(f"[bold green]{label}:[/] ", end="")
         elif isinstance(event, StreamToken):
             console.print(event.text, end="", markup=False, highlight=False)
@@ -159,6 +161,9 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
                 "rewrite a model would give.[/]"
             )
             emulator.script(ScriptedReply(text=FOLLOW_UP_REWRITE))
+            rewrite = condense_messages(history, follow_up, "en", kb.config.max_history_messages)
+            title = "the rewrite prompt that would be sent to Qwen"
+            console.print(prompt_panel(rewrite, title=title))
         console.print(f"history: user asked [italic]{first}[/]")
         _answer(kb, console, follow_up, offline=offline, history=history)
 
