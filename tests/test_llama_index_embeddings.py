@@ -135,3 +135,9 @@ def test_dimensions_resolved_from_model_table(dashscope_emulator: DashScopeEmula
     assert DashScopeEmbedding(model_name="text-embedding-v4").dimensions == 1024
     assert DashScopeEmbedding(model_name="text-embedding-v2").dimensions == 1536
     assert len(DashScopeEmbedding(model_name="text-embedding-v3").get_query_embedding("x")) == 1024
+
+
+def test_public_names_of_the_llama_index_package() -> None:
+    import qwen_pg_integrations.llama_index as pkg
+
+    assert sorted(pkg.__all__) == ["DashScopeEmbedding", "PGVectorStore", "Qwen"]
