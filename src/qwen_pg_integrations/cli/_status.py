@@ -117,7 +117,8 @@ def print_status(args: argparse.Namespace, console: Console) -> None:
         )
     table = Table(title="collections", title_justify="left")
     for col in ("table", "rows", "size", "embedding model", "dim", "distance", "vector index"):
-        table.add_column(col, justify="right" if col in ("rows", "dim") else "left")
+        justify = "right" if col in ("rows", "dim") else "left"
+        table.add_column(col, justify=justify, overflow="fold")
     for c in status["collections"]:
         table.add_row(
             c["table"],

@@ -1,0 +1,237 @@
+"""The ``qwen-pg`` command on a real PostgreSQL and the DashScope emulator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qwen_pg_integrations.cli import main
+from qwen_pg_integrations.testing import DashScopeEmulator
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _corpus(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "pgvector.md").write_text(
+        "# pgvector\n\npgvector supports HNSW and IVFFlat indexes.\n\n"
+        "HNSW gives better recall; IVFFlat builds faster.",
+        encoding="utf-8",
+    )
+    (docs / "polardb.txt").write_text(
+        "PolarDB 采用存储与计算分离的架构。一个集群有一个主节点和多个只读节点。", encoding="utf-8"
+    )
+    (docs / "qwen.html").write_text(
+        "<html><body><h1>Qwen</h1><p>Qwen models answer questions with sources.</p>"
+        "<script>var ignored = 1;</script></body></html>",
+        encoding="utf-8",
+    )
+    return docs
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _summary(out: str) -> list[int]:
+    """files, chunks, new, skipped, deleted of the summary table."""
+    line = next(row for row in out.splitlines() if row.count("│") >= 6 and " s │" in row)
+    cells = [c.strip() for c in line.split("│")[1:-1]]
+    return [int(c) for c in cells[:5]]
+
+
+def test_help_and_missing_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "demo" in capsys.readouterr().out
+    assert main([]) == 2
+
+
+def test_ingest_twice_skips_unchanged_then_replaces_a_changed_file(
+    dashscope_emulator: DashScopeEmulator,
+    pg_dsn: str,
+    table_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    docs = _corpus(tmp_path)
+    base = ("--dsn", pg_dsn, "--table", table_name)
+    code, out, _ = _run(capsys, *base, "ingest", str(docs), "--chunk-size", "60")
+    assert code == 0, out
+    files, chunks, new, skipped, deleted = _summary(out)
+    assert (files, new, skipped, deleted) == (3, chunks, 0, 0) and chunks >= 3
+    assert "hnsw" in out
+
+    embed_calls = len([r for r in dashscope_emulator.requests if r.endpoint == "embedding"])
+    code, out, _ = _run(capsys, *base, "ingest", str(docs), "--chunk-size", "60")
+    assert _summary(out) == [3, chunks, 0, chunks, 0]
+    # unchanged chunks are not embedded again
+    assert len([r for r in dashscope_emulator.requests if r.endpoint == "embedding"]) == embed_calls
+
+    (docs / "pgvector.md").write_text(
+        "# pgvector\n\npgvector supports HNSW and IVFFlat indexes.\n\nIt also has halfvec.",
+        encoding="utf-8",
+    )
+    code, out, _ = _run(capsys, *base, "ingest", str(docs), "--chunk-size", "60")
+    files, chunks2, new, skipped, deleted = _summary(out)
+    assert new >= 1 and deleted >= 1 and skipped == chunks2 - new
+
+    code, out, _ = _run(capsys, *base, "search", "halfvec", "--mode", "text")
+    assert "halfvec" in out and "HNSW gives better recall" not in out
+
+
+def test_ask_streams_the_answer_then_lists_sources(
+    dashscope_emulator: DashScopeEmulator,
+    pg_dsn: str,
+    table_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = ("--dsn", pg_dsn, "--table", table_name, "--threshold", "0.2")
+    _run(capsys, *base, "ingest", str(_corpus(tmp_path)))
+    dashscope_emulator.clear_requests()
+    code, out, err = _run(capsys, *base, "ask", "Which indexes does pgvector support?")
+    assert code == 0, err
+    answer, _, sources = out.partition("sources")
+    assert "pgvector supports HNSW and IVFFlat indexes" in answer  # grounded in the chunk
+    assert "pgvector.md" in sources
+    generation = [r for r in dashscope_emulator.requests if r.endpoint == "generation"]
+    assert len(generation) == 1 and generation[0].stream
+
+
+def test_ask_with_nothing_above_threshold_does_not_call_the_model(
+    dashscope_emulator: DashScopeEmulator,
+    pg_dsn: str,
+    table_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = ("--dsn", pg_dsn, "--table", table_name, "--threshold", "0.95")
+    _run(capsys, *base, "ingest", str(_corpus(tmp_path)))
+    dashscope_emulator.clear_requests()
+    code, out, _ = _run(capsys, *base, "ask", "今天北京的天气怎么样？")
+    assert code == 0
+    assert "知识库中没有" in out and "Qwen was not called" in out
+    assert not [r for r in dashscope_emulator.requests if r.endpoint == "generation"]
+
+
+def test_search_ranks_chunks_with_scores(
+    dashscope_emulator: DashScopeEmulator,
+    pg_dsn: str,
+    table_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = ("--dsn", pg_dsn, "--table", table_name, "-k", "2", "--threshold", "none")
+    _run(capsys, *base, "ingest", str(_corpus(tmp_path)))
+    code, out, _ = _run(capsys, *base, "search", "PolarDB 只读节点")
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.startswith("│ ")]
+    assert "polardb.txt" in rows[0]
+    scores = [float(r.split("│")[2].strip().rstrip(" <")) for r in rows if r.split("│")[2].strip()]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 2
+
+
+def test_status_shows_versions_tables_rows_and_index(
+    dashscope_emulator: DashScopeEmulator,
+    pg_dsn: str,
+    table_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # one table row per line
+    base = ("--dsn", pg_dsn, "--table", table_name)
+    _run(capsys, *base, "ingest", str(_corpus(tmp_path)))
+    code, out, _ = _run(capsys, "--dsn", pg_dsn, "status")
+    assert code == 0
+    assert "PostgreSQL" in out and "pgvector" in out
+    row = next(line for line in out.splitlines() if table_name in line)
+    assert "text-embedding-v4" in row and "hnsw" in row and "1024" in row
+    assert table_name in out
+
+
+def test_missing_key_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    code, _, err = _run(capsys, "--dsn", "postgresql://nobody@127.0.0.1:1/x", "ask", "hi")
+    assert code == 1
+    assert err.count("\n") == 1 and "DASHSCOPE_API_KEY" in err and "Traceback" not in err
+
+
+def test_unreachable_database_is_one_line_and_hides_the_password(
+    dashscope_emulator: DashScopeEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dsn = "postgresql://me:s3cret@127.0.0.1:1/db?connect_timeout=2"
+    code, _, err = _run(capsys, "--dsn", dsn, "search", "x")
+    assert code == 1 and err.count("\n") == 1
+    assert "s3cret" not in err and "Traceback" not in err
+    code, _, err = _run(capsys, "--dsn", dsn, "status")
+    assert code == 1 and err.count("\n") == 1 and "s3cret" not in err
+
+
+def test_missing_path_is_one_line(
+    dashscope_emulator: DashScopeEmulator,
+    pg_dsn: str,
+    table_name: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = _run(capsys, "--dsn", pg_dsn, "--table", table_name, "ingest", "/no/such/dir")
+    assert code == 1 and "no such file" in err and err.count("\n") == 1
+
+
+def test_demo_runs_offline_without_a_key_and_says_so(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    monkeypatch.delenv("DASHSCOPE_HTTP_BASE_URL", raising=False)
+    started = time.perf_counter()
+    code, out, err = _run(capsys, "--dsn", pg_dsn, "demo")
+    assert code == 0, err
+    assert time.perf_counter() - started < 60
+    flat = " ".join(out.split())
+    assert "emulator's lexical stand-in" in flat
+    assert "Answers are NOT generated by Qwen" in flat
+    assert "the exact prompt that would be sent to Qwen" in flat
+    assert "问题：pgvector 支持哪些向量索引" in flat  # the Chinese prompt, verbatim
+    assert "no_context=True, model_called=False" in flat  # the off-topic question
+    assert "rewritten for retrieval: How fast can PolarDB add read-only nodes?" in flat
+    assert "qwen_pg_demo_emulator" in flat
+
+
+def test_demo_with_a_key_uses_dashscope_not_the_bundled_emulator(
+    dashscope_emulator: DashScopeEmulator, pg_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the fixture's emulator plays DashScope here: the key and base URL point at it
+    code, out, err = _run(capsys, "--dsn", pg_dsn, "--threshold", "0.2", "demo")
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "Using DashScope" in flat and "offline" not in flat
+    assert "table qwen_pg_demo " in flat
+    endpoints = {r.endpoint for r in dashscope_emulator.requests}
+    assert endpoints == {"embedding", "generation"}
+
+
+def test_console_script_demo_finishes_well_under_a_minute(pg_dsn: str) -> None:
+    script = Path(sys.executable).with_name("qwen-pg")
+    if not script.exists():
+        pytest.skip("the qwen-pg console script is not installed in this environment")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE_")}
+    env.update(QWEN_PG_DSN=pg_dsn, COLUMNS="120")
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [str(script), "demo"], env=env, capture_output=True, text=True, timeout=120
+    )
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 0, proc.stderr
+    assert "demo finished" in proc.stdout and elapsed < 45
