@@ -9,6 +9,7 @@ missing the tests skip with the reason, except with ``CI=true``, where they fail
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import pwd
 import shutil
@@ -94,10 +95,8 @@ class PG15Cluster:
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):
                 self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
-            except subprocess.CalledProcessError:
-                pass
         shutil.rmtree(self.root, ignore_errors=True)
 
     def dsn(self, user: str = "postgres", dbname: str = "postgres") -> str:
@@ -137,3 +136,50 @@ def get_cluster() -> PG15Cluster:
         atexit.register(cluster.stop)
         _cluster = cluster
     return _cluster
+
+
+# --- fixtures (imported by the tests/test_sql_*.py modules) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def pg15() -> PG15Cluster:
+    """The PG15 cluster (skips, or fails under CI=true, when the stack is missing)."""
+    return get_cluster()
+
+
+@pytest.fixture(scope="module")
+def emu(dashscope_emulator_session: Any) -> Any:
+    """The session's DashScope emulator (the database server calls it over HTTP)."""
+    return dashscope_emulator_session
+
+
+@pytest.fixture(autouse=True)
+def _reset_emulator(request: pytest.FixtureRequest) -> None:
+    if "emu" in request.fixturenames:
+        request.getfixturevalue("emu").reset()
+
+
+def fresh_database(cluster: PG15Cluster, name: str) -> str:
+    """Create (or re-create) database ``name``; its DSN."""
+    with cluster.connect() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return cluster.dsn(dbname=name)
+
+
+@pytest.fixture(scope="module")
+def sql_dsn(pg15: PG15Cluster, emu: Any, request: pytest.FixtureRequest) -> str:
+    """A fresh database of this module with qwen_pg installed against the emulator."""
+    from qwen_pg_integrations.sql import install
+
+    name = "db_" + request.module.__name__.rsplit(".", 1)[-1]
+    dsn = fresh_database(pg15, name)
+    install(dsn, api_key=emu.api_key, base_url=emu.base_url, max_retries=2, timeout=10.0)
+    return dsn
+
+
+@pytest.fixture(scope="module")
+def db(sql_dsn: str) -> Any:
+    """One autocommit connection per module (a new backend pays ~1 s to import the package)."""
+    with psycopg.connect(sql_dsn, autocommit=True) as conn:
+        yield conn

@@ -79,11 +79,10 @@ def _connection(connection: Connectable) -> Iterator[psycopg.Connection[Any]]:
         yield connection
         return
     dsn = resolve_dsn(connection)
-    if dsn is None:
-        raise PLPythonUnavailableError(
-            "No database given (connection=... / --dsn / QWEN_PG_DSN): the embedded server has no "
-            "plpython3u, so the in-database functions need a PostgreSQL server with PL/Python 3."
-        )
+    if dsn is None:  # like every store: no DSN and no QWEN_PG_DSN -> the embedded server
+        from ..pg.embedded import embedded_dsn
+
+        dsn = embedded_dsn()
     try:
         conn = psycopg.connect(dsn)
     except psycopg.OperationalError as exc:
@@ -197,9 +196,9 @@ def install(
     schema: str = "qwen_pg",
     api_key: str | SecretStr | None = None,
     base_url: str | None = None,
-    embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    embedding_model: str | None = None,
     embedding_dimensions: int | None = None,
-    chat_model: str = DEFAULT_CHAT_MODEL,
+    chat_model: str | None = None,
     python_path: Sequence[str] | None = None,
     grant_to: Sequence[str] = ("PUBLIC",),
     max_retries: int = 3,
@@ -218,9 +217,9 @@ def install(
         schema: the schema to install into.
         api_key: DashScope key; default ``DASHSCOPE_API_KEY``. Stored in the owner-only table.
         base_url: DashScope endpoint; default ``DASHSCOPE_HTTP_BASE_URL``, else Beijing.
-        embedding_model: default model of ``embed()`` and the trigger.
+        embedding_model: default model of ``embed()`` and the trigger (``text-embedding-v4``).
         embedding_dimensions: default output size of ``embed()`` (model default when ``None``).
-        chat_model: default model of ``chat()``, ``chat_raw()`` and ``rag()``.
+        chat_model: default model of ``chat()``, ``chat_raw()`` and ``rag()`` (``qwen-plus``).
         python_path: directories the server's Python puts first on ``sys.path`` to import the
             package and its dependencies; default: where this interpreter finds them
             (:func:`default_python_path`, same machine and Python version only).
@@ -242,6 +241,8 @@ def install(
         >>> install("postgresql://postgres@localhost/app")  # doctest: +SKIP
         >>> # SELECT qwen_pg.chat('Be brief.', 'What is pgvector?');
     """
+    embedding_model = embedding_model or DEFAULT_EMBEDDING_MODEL
+    chat_model = chat_model or DEFAULT_CHAT_MODEL
     key = resolve_api_key(api_key)
     assert key is not None
     url = resolve_base_url(base_url)
