@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from qwen_pg_integrations.dashscope import ChatClient, DashScopeClient, merge_chunks
-from qwen_pg_integrations.errors import InvalidInputError, ServerError, ToolCallRequiredError
+from qwen_pg_integrations.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    InvalidInputError,
+    ServerError,
+    ToolCallRequiredError,
+)
 from qwen_pg_integrations.testing import DashScopeEmulator, Fault, ScriptedReply
 from qwen_pg_integrations.types import ChatChunk, ChatMessage, ChatResponse, ToolCall, ToolSpec
 
@@ -385,3 +391,26 @@ def test_async_calls_leave_no_unclosed_sessions(dashscope_emulator: DashScopeEmu
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "done"
     assert proc.stderr == "", proc.stderr  # no "Unclosed client session", no task errors
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+def test_connection_dropped_mid_stream_is_a_typed_error_not_retried(
+    dashscope_emulator: DashScopeEmulator, mode: str
+) -> None:
+    dashscope_emulator.script(ScriptedReply(text="abcdefghij", chunk_size=2))
+    dashscope_emulator.inject(Fault(drop=True, after_chunks=2))
+    with pytest.raises(APIConnectionError):
+        collect(chat_client(dashscope_emulator), mode, HI)
+    assert len(dashscope_emulator.requests) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_per_call_timeout_overrides_the_client_timeout(
+    dashscope_emulator: DashScopeEmulator, mode: str
+) -> None:
+    # times=2: dashscope 2.x async resends once on ClientConnectionError, which includes the
+    # sock_read timeout of a stream
+    dashscope_emulator.inject(Fault(timeout=True, hang_seconds=3), times=2)
+    chat = chat_client(dashscope_emulator, max_retries=0, timeout=60)
+    with pytest.raises(APITimeoutError):
+        collect(chat, mode, HI, timeout=0.3)

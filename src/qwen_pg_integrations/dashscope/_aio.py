@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,27 +60,22 @@ async def open_session(limit: int = 100) -> AsyncIterator[aiohttp.ClientSession]
         await session.close()
 
 
-def _sdk_identity(module: str) -> dict[str, str]:
+def build_headers(api_key: str, workspace: str | None, *, module: str) -> dict[str, str]:
+    """The headers the installed ``dashscope`` sends on a non-streaming POST (protocol §1.3).
+
+    Built by the SDK's own ``HttpRequest`` (user-agent, Accept, Content-Type, data-inspection
+    switch: they differ between 1.22.2 and 2.x), plus the 2.x ``x-dashscope-sdk-*`` headers.
+    """
+    from dashscope.api_entities.http_request import HttpRequest
     from dashscope.common import utils as sdk_utils
 
-    utils: Any = sdk_utils
-    headers: dict[str, str] = {"user-agent": utils.get_user_agent()}
-    get_sdk_headers = getattr(utils, "get_sdk_headers", None)  # 2.x only
+    request: Any = HttpRequest(url="", api_key=api_key, http_method="POST", stream=False)
+    headers: dict[str, str] = dict(request.headers)
+    get_sdk_headers = getattr(sdk_utils, "get_sdk_headers", None)  # 2.x only
     if get_sdk_headers is not None:
         headers.update(get_sdk_headers(module=module))
-    return headers
-
-
-def build_headers(api_key: str, workspace: str | None, *, module: str) -> dict[str, str]:
-    """The headers ``dashscope`` sends on a non-streaming POST (protocol notes §1.3)."""
-    headers = _sdk_identity(module)
-    headers["Accept"] = "application/json; charset=utf-8"
-    headers["Content-Type"] = "application/json; charset=utf-8"
-    headers["Authorization"] = f"Bearer {api_key}"
     if workspace:
         headers["X-DashScope-WorkSpace"] = workspace
-    if os.environ.get("DASHSCOPE_DISABLE_DATA_INSPECTION", "true").lower() == "false":
-        headers["X-DashScope-DataInspection"] = "enable"
     return headers
 
 
