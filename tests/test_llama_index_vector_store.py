@@ -402,3 +402,29 @@ def test_mmr_prefetch_and_threshold_reach_the_core(
     q = VectorStoreQuery(query_embedding=vector, similarity_top_k=3, mode=VectorStoreQueryMode.MMR)
     assert filled.query(q, mmr_prefetch_k=4, score_threshold=0.999).ids == ["n3"]
     assert len(filled.query(q, mmr_prefetch_factor=2).ids or []) == 3
+
+
+def test_documents_and_index_nodes_keep_their_class(
+    store: PGVectorStore, embed: DashScopeEmbedding
+) -> None:
+    from llama_index.core.schema import Document, IndexNode
+
+    doc = Document(id_="d1", text="整篇文档 full document", metadata={"k": "v"})
+    idx = IndexNode(id_="i1", text="points to another index", index_id="sub-index")
+    for node in (doc, idx):
+        node.embedding = embed.get_text_embedding(node.get_content())
+    store.add([doc, idx])
+    got_doc, got_idx = store.get_nodes(node_ids=["d1", "i1"])
+    assert isinstance(got_doc, Document) and got_doc.text == doc.text
+    assert got_doc.metadata == {"k": "v"}
+    assert isinstance(got_idx, IndexNode) and got_idx.index_id == "sub-index"
+    assert got_idx.get_content() == idx.get_content()
+
+
+def test_reserved_node_keys_in_user_metadata_are_refused(
+    store: PGVectorStore, embed: DashScopeEmbedding
+) -> None:
+    node = TextNode(text="x", metadata={"_node_type": "spoof"})
+    node.embedding = embed.get_text_embedding("x")
+    with pytest.raises(InvalidInputError):
+        store.add([node])

@@ -24,6 +24,7 @@ from llama_index.core.schema import (
     Document,
     ImageNode,
     IndexNode,
+    MetadataMode,
     Node,
     TextNode,
 )
@@ -52,7 +53,8 @@ def node_to_record(node: BaseNode) -> Record:
             f"Node {node.node_id!r} has no embedding: embed nodes before adding them "
             "(VectorStoreIndex and IngestionPipeline do, given an embed_model)."
         )
-    dumped = node.model_dump(mode="json")
+    # Defaults are left out (restored on load), so rows carry only what the node changed.
+    dumped = node.model_dump(mode="json", exclude_defaults=True)
     metadata: dict[str, Any] = dict(dumped.get("metadata") or {})
     reserved = [k for k in metadata if k.startswith(NODE_PREFIX)]
     if reserved:
@@ -65,7 +67,7 @@ def node_to_record(node: BaseNode) -> Record:
         metadata[REF_DOC_KEY] = node.ref_doc_id
     return Record(
         id=node.node_id,
-        content=node.get_content(),
+        content=node.get_content(metadata_mode=MetadataMode.NONE),
         metadata=metadata,
         embedding=node.embedding,
     )
