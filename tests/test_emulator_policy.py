@@ -149,3 +149,26 @@ def test_thinking_adds_reasoning_and_reasoning_tokens() -> None:
     )
     assert plan.reasoning == "Thinking about: Why is the sky blue?"
     assert plan.usage["output_tokens_details"]["reasoning_tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        {},
+        {"minimum": 3},
+        {"maximum": -4},
+        {"exclusiveMinimum": 0},
+        {"exclusiveMaximum": 0},
+        {"minimum": 0, "maximum": 0},
+        {"minimum": 1.5, "maximum": 2.5},
+        {"minimum": 10, "maximum": 20, "multipleOf": 3},
+        {"exclusiveMinimum": 5, "maximum": 6},
+        {"minimum": -7.2},
+    ],
+)
+@pytest.mark.parametrize("kind", ["integer", "number"])
+def test_numbers_respect_their_bounds(bounds: dict[str, Any], kind: str) -> None:
+    schema = {"type": kind, **bounds}
+    value = value_for_schema(schema)
+    jsonschema.validate(value, schema)
+    assert isinstance(value, int) if kind == "integer" else isinstance(value, float)

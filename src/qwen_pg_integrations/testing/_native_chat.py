@@ -15,7 +15,7 @@ from typing import Any
 from ..dashscope.models import CHAT_MODELS, chat_model_spec
 from ._policy import ChatRequest, Plan, text_of
 from ._stream import pieces
-from ._text import count_tokens
+from ._text import PrefixCounter, count_tokens
 from ._wire import ApiError, invalid
 
 __all__ = ["NativeChat", "parse_native_chat", "render_body", "render_events"]
@@ -242,6 +242,9 @@ def render_events(plan: Plan, nc: NativeChat, request_id: str, size: int) -> lis
     content = reasoning = ""
     calls: list[dict[str, Any]] = []
     full = _calls(plan)
+    texts = [plan.reasoning, plan.content, *(c.arguments for c in plan.tool_calls)]
+    counters = [PrefixCounter(t) for t in texts]
+    name_tokens = [count_tokens(c.name) for c in plan.tool_calls]
     for piece in pieces(plan, size):
         delta_calls: list[dict[str, Any]] = []
         if piece.kind == "reasoning":
@@ -268,12 +271,13 @@ def render_events(plan: Plan, nc: NativeChat, request_id: str, size: int) -> lis
         else:
             snapshot = [{**c, "function": dict(c["function"])} for c in calls]
             out = _output(nc, content, reasoning, snapshot, "null")
-        used = count_tokens(content) + count_tokens(reasoning)
+        reasoning_used = counters[0].count(len(reasoning))
+        used = reasoning_used + counters[1].count(len(content))
         used += sum(
-            count_tokens(c["function"]["name"]) + count_tokens(c["function"]["arguments"])
-            for c in calls
+            name_tokens[i] + counters[2 + i].count(len(c["function"]["arguments"]))
+            for i, c in enumerate(calls)
         )
-        usage = _usage(plan, used, count_tokens(reasoning))
+        usage = _usage(plan, used, reasoning_used)
         events.append({"output": out, "usage": usage, "request_id": request_id})
     if nc.incremental:
         last = _output(nc, "", "", [], plan.finish_reason)

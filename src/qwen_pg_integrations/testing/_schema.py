@@ -56,30 +56,37 @@ def _string(schema: dict[str, Any], hint: str) -> str:
     return value
 
 
+def _bound(schema: dict[str, Any], key: str) -> float | None:
+    value = schema.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
 def _number(schema: dict[str, Any], integer: bool) -> int | float:
-    lo = schema.get("minimum")
-    hi = schema.get("maximum")
-    xlo = schema.get("exclusiveMinimum")
-    xhi = schema.get("exclusiveMaximum")
-    step = 1 if integer else 0.5
-    candidates: list[float] = []
-    if isinstance(lo, (int, float)):
-        candidates.append(float(lo))
-    if isinstance(xlo, (int, float)) and not isinstance(xlo, bool):
-        candidates.append(float(xlo) + step)
-    value = max(candidates) if candidates else 1.0
-    upper = [float(h) for h in (hi,) if isinstance(h, (int, float))]
-    if isinstance(xhi, (int, float)) and not isinstance(xhi, bool):
-        upper.append(float(xhi) - (1 if integer else (xhi - value) / 2 if xhi > value else 1))
-    if upper and value > min(upper):
-        value = min(upper)
-    if integer:
-        result = math.ceil(value)
-        multiple = schema.get("multipleOf")
-        if isinstance(multiple, int) and multiple > 0 and result % multiple:
-            result += multiple - result % multiple
-        return result
-    return value
+    lo, hi = _bound(schema, "minimum"), _bound(schema, "maximum")
+    xlo, xhi = _bound(schema, "exclusiveMinimum"), _bound(schema, "exclusiveMaximum")
+    lower = max((b for b in (lo, xlo) if b is not None), default=None)
+    upper = min((b for b in (hi, xhi) if b is not None), default=None)
+    if lower is None:
+        value = 1.0 if upper is None or upper > 1.0 else upper - 1.0
+    elif upper is None:
+        value = lower + (1.0 if lower == xlo else 0.0)
+    else:
+        value = (lower + upper) / 2 if lower in (xlo,) or upper in (xhi,) else lower
+    multiple = _bound(schema, "multipleOf")
+    if multiple is not None and multiple > 0:
+        value = math.ceil(value / multiple) * multiple
+        if xlo is not None and value <= xlo:
+            value += multiple
+    if not integer:
+        return value
+    result = math.ceil(value)
+    if xlo is not None and result <= xlo:
+        result = math.floor(xlo) + 1
+    if multiple is not None and multiple >= 1 and float(multiple).is_integer():
+        result += (-result) % int(multiple)
+    return result
 
 
 def _merge_all_of(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:

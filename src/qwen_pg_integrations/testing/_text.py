@@ -8,6 +8,7 @@ Latin word or number and per punctuation mark, which is close enough for usage f
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 
 _CJK = (
     "\u3040-\u30ff"  # kana
@@ -57,3 +58,14 @@ def word_features(text: str) -> set[str]:
     for run in runs:
         feats.update(run[i : i + 2] for i in range(len(run) - 1))
     return feats
+
+
+class PrefixCounter:
+    """Token counts of the prefixes of one text, in O(log n) each (for streamed usage)."""
+
+    def __init__(self, text: str) -> None:
+        self._ends = [m.end() for m in _TOKEN.finditer(text)]
+
+    def count(self, length: int) -> int:
+        """Tokens that end within the first ``length`` characters."""
+        return bisect_right(self._ends, length)
