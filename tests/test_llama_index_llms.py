@@ -321,3 +321,18 @@ def test_structured_predict_goes_through_a_required_tool_call(
     assert city == City(name="杭州", country="China")
     params = dashscope_emulator.requests[-1].body["parameters"]
     assert params["tool_choice"] == {"type": "function", "function": {"name": "City"}}
+
+
+def test_non_text_blocks_are_refused_before_any_request(
+    dashscope_emulator: DashScopeEmulator,
+) -> None:
+    from llama_index.core.base.llms.types import ImageBlock, TextBlock
+
+    message = ChatMessage(
+        role="user", blocks=[TextBlock(text="what is this?"), ImageBlock(url="http://x/y.png")]
+    )
+    with pytest.raises(QwenPGError, match="text only"):
+        Qwen().chat([message])
+    with pytest.raises(QwenPGError, match="tool_call_id"):
+        Qwen().chat([ChatMessage(role="tool", content="orphan tool result")])
+    assert dashscope_emulator.requests == []
