@@ -369,3 +369,12 @@ async def test_async_chat_does_not_block_the_event_loop(
     response, ticks = await _ticks_during(chat.achat(HI))
     assert response.content
     assert ticks >= 10
+
+
+def test_none_means_default_timeout_and_retries() -> None:
+    client = DashScopeClient(api_key="sk-x", timeout=None, max_retries=None)
+    assert (client.timeout, client.max_retries) == (60.0, 3)
+    with pytest.raises(ValueError, match="timeout"):
+        DashScopeClient(api_key="sk-x", timeout=0)
+    with pytest.raises(ValueError, match="max_retries"):
+        DashScopeClient(api_key="sk-x", max_retries=-1)

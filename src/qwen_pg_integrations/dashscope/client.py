@@ -23,6 +23,8 @@ from ._retry import RetryPolicy
 __all__ = ["DashScopeClient"]
 
 EMBEDDING_PATH = "services/embeddings/text-embedding/text-embedding"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_RETRIES = 3
 
 # The SDK's own annotations differ between 1.22.2 and 2.x; its results are read as mappings.
 _Generation: Any = dashscope.Generation
@@ -40,8 +42,9 @@ class DashScopeClient:
             ``"ap-southeast-1"``, or a local emulator); else ``DASHSCOPE_HTTP_BASE_URL``,
             else Beijing.
         workspace: Model Studio workspace id (sent as ``X-DashScope-WorkSpace``).
-        max_retries: resends on 429, 5xx, timeouts and dropped connections (0 disables).
-        timeout: seconds per request (for streams: the idle time between chunks).
+        max_retries: resends on 429, 5xx, timeouts and dropped connections (0 disables;
+            ``None``: 3).
+        timeout: seconds per request (for streams: the idle time between chunks; ``None``: 60).
         backoff_base: first retry delay in seconds (doubles each retry, with jitter).
         backoff_max: cap of one retry delay in seconds.
 
@@ -56,12 +59,14 @@ class DashScopeClient:
         api_key: str | SecretStr | None = None,
         base_url: str | None = None,
         workspace: str | None = None,
-        max_retries: int = 3,
-        timeout: float = 60.0,
+        max_retries: int | None = 3,
+        timeout: float | None = 60.0,
         *,
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
     ) -> None:
+        timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        max_retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
         if timeout <= 0:
             raise ValueError("timeout must be > 0 seconds")
         self._api_key = resolve_api_key(api_key, required=False)
