@@ -428,3 +428,26 @@ def test_reserved_node_keys_in_user_metadata_are_refused(
     node.embedding = embed.get_text_embedding("x")
     with pytest.raises(InvalidInputError):
         store.add([node])
+
+
+@pytest.mark.polardb_compat
+def test_store_works_on_older_pgvector_like_open_source_polardb(
+    pgserver_dsn: str, embed: DashScopeEmbedding
+) -> None:
+    store = PGVectorStore(
+        connection=pgserver_dsn, table_name=f"li_{uuid.uuid4().hex[:10]}", embed_dim=DIM
+    )
+    try:
+        store.add(_nodes(embed))
+        q = VectorStoreQuery(
+            query_embedding=embed.get_query_embedding("HNSW indexes"), query_str="HNSW",
+            similarity_top_k=2, mode=VectorStoreQueryMode.HYBRID,
+            filters=_f("topic", FilterOperator.EQ, "db"),
+        )  # fmt: skip
+        assert (store.query(q).ids or [])[0] == "n3"
+        not_db = MetadataFilters(
+            filters=[MetadataFilter(key="topic", value="db")], condition=FilterCondition.NOT
+        )
+        assert {n.node_id for n in store.get_nodes(filters=not_db)} == {"n2", "n4"}
+    finally:
+        store.client.drop()
