@@ -226,3 +226,11 @@ def test_fault_validation() -> None:
         Fault(code="Throttling")
     with pytest.raises(ValueError):
         DashScopeEmulator().inject(Fault(status=500), times=0)
+
+
+def test_drop_after_chunks_drops_a_non_stream_call_before_answering(
+    dashscope_emulator: DashScopeEmulator,
+) -> None:
+    dashscope_emulator.inject(Fault(drop=True, after_chunks=3), times=2, endpoint="embedding")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        emb(dashscope_emulator)

@@ -301,3 +301,38 @@ async def test_aio_generation_non_stream_and_401(dashscope_emulator: DashScopeEm
         assert (bad.status_code, bad.code) == (401, "InvalidApiKey")
     finally:
         await dashscope.close_shared_aio_session()
+
+
+def test_open_source_qwen3_thinks_by_default_so_non_stream_needs_it_off(
+    dashscope_emulator: DashScopeEmulator,
+) -> None:
+    resp = call(dashscope_emulator, model="qwen3-32b", messages=user("hi"))
+    assert resp.status_code == 400
+    assert "enable_thinking must be set to false" in resp.message
+    ok = call(dashscope_emulator, model="qwen3-32b", messages=user("hi"), enable_thinking=False)
+    assert ok.status_code == 200
+    assert "reasoning_content" not in ok.output.choices[0].message
+
+
+def test_thinking_only_model_rejects_non_stream_calls(
+    dashscope_emulator: DashScopeEmulator,
+) -> None:
+    resp = call(dashscope_emulator, model="qwq-plus", messages=user("hi"))
+    assert resp.status_code == 400
+    assert "only support stream mode" in resp.message
+
+
+def test_enable_thinking_on_a_model_without_thinking(dashscope_emulator: DashScopeEmulator) -> None:
+    chunks = list(
+        dashscope.Generation.call(
+            model="qwen-max",
+            prompt="hi",
+            stream=True,
+            enable_thinking=True,
+            api_key=dashscope_emulator.api_key,
+            base_address=dashscope_emulator.base_url,
+        )
+    )
+    assert [(c.status_code, c.code) for c in chunks] == [
+        (400, "InvalidParameter.NotSupportEnableThinking")
+    ]

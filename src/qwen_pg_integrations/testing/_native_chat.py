@@ -4,6 +4,9 @@ Choices the documentation leaves open (all documented in the emulator's module d
 ``result_format`` defaults to ``"text"`` except for QwQ / Qwen3 open-source / qwen3-max /
 qwen-long, and is forced to ``"message"`` when tools are offered or thinking is on;
 ``incremental_output`` defaults to false (true when thinking); any model name is accepted.
+Thinking is on by default for thinking-only models (QwQ, ``*-thinking-*``) and open-source Qwen3
+(``qwen3-32b``, ``qwen3-235b-a22b``...), so a non-streaming call to those without
+``enable_thinking=False`` gets the documented 400 (thinking-only: "only support stream mode").
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ._wire import ApiError, invalid
 __all__ = ["NativeChat", "parse_native_chat", "render_body", "render_events"]
 
 _MESSAGE_DEFAULT = re.compile(r"^(qwq|qwen3-max|qwen-long|qwen3-\d|qwen3-coder|qwen-vl)")
+_OPEN_QWEN3 = re.compile(r"^qwen3-\d+(?:\.\d+)?b(?:-a\d+b)?$")
 _ROLES = {"system", "user", "assistant", "tool"}
 
 
@@ -118,6 +122,8 @@ def tool_specs(params: dict[str, Any]) -> list[dict[str, Any]]:
 def thinking_enabled(model: str, params: dict[str, Any], stream: bool) -> bool:
     spec = chat_model_spec(model)
     enable = params.get("enable_thinking")
+    if enable is None and _OPEN_QWEN3.match(model) and not stream:
+        enable = True  # open-source Qwen3 thinks by default: non-stream calls must turn it off
     if enable is True and not stream:
         raise invalid("parameter.enable_thinking must be set to false for non-streaming calls")
     if enable is True and model in CHAT_MODELS and not spec.thinking:
@@ -132,7 +138,8 @@ def thinking_enabled(model: str, params: dict[str, Any], stream: bool) -> bool:
             "the model.",
             algo=False,
         )
-    thinking = enable is True or (spec.thinking_only and enable is not False)
+    default = spec.thinking_only or _OPEN_QWEN3.match(model) is not None
+    thinking = enable is True or (default and enable is not False)
     if thinking and params.get("incremental_output") is False:
         raise invalid(
             'The incremental_output parameter must be "true" when enable_thinking is true'

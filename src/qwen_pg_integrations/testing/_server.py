@@ -184,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.timeout:
             emu._stopping.wait(fault.hang_seconds)
             raise _Dropped
-        if fault.drop and fault.after_chunks is None:
+        if fault.drop and (fault.after_chunks is None or not self.record.stream):
             raise _Dropped
         error = fault.error()
         if error is not None:
