@@ -54,8 +54,12 @@ _LC_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "to
 class LangChainRetrieval:
     """Turns a LangChain vector store or retriever into the core's ``retrieve(query, k)``.
 
-    A vector store (or a ``VectorStoreRetriever`` over one) is asked for relevance scores; any
-    other retriever must put a score in each document's metadata (``score``) for the threshold.
+    * a vector store, or its ``as_retriever()`` with ``search_type`` ``"similarity"`` or
+      ``"similarity_score_threshold"``: the store's relevance scores (0..1);
+    * ``as_retriever(search_type="hybrid")`` of a store with ``hybrid_search_with_score`` (the
+      package's ``PGVectorStore``): the fused hybrid score (0..1);
+    * any other retriever (``"mmr"``, custom): its documents, with the score read from
+      ``metadata["score"]`` when present (a threshold needs it).
     """
 
     def __init__(
@@ -66,8 +70,13 @@ class LangChainRetrieval:
         kwargs = dict(search_kwargs or {})
         self.store: VectorStore | None = None
         self.retriever: BaseRetriever | None = None
-        if isinstance(source, VectorStoreRetriever):
+        self.hybrid = False
+        by_score = ("similarity", "similarity_score_threshold", "hybrid")
+        if isinstance(source, VectorStoreRetriever) and source.search_type in by_score:
             self.store = source.vectorstore
+            self.hybrid = source.search_type == "hybrid"
+            if self.hybrid and not hasattr(self.store, "hybrid_search_with_score"):
+                self.store, self.retriever, self.hybrid = None, source, False
             inherited = {
                 key: value
                 for key, value in source.search_kwargs.items()
@@ -88,6 +97,10 @@ class LangChainRetrieval:
     def retrieve(
         self, query: str, k: int, config: RunnableConfig | None = None
     ) -> list[RetrievedChunk]:
+        if self.hybrid:
+            search = self.store.hybrid_search_with_score  # type: ignore[union-attr]
+            pairs = search(query, k=k, **self.search_kwargs)
+            return [_chunk(doc, score) for doc, score in pairs]
         if self.store is not None:
             try:
                 pairs = self.store.similarity_search_with_relevance_scores(
@@ -105,6 +118,10 @@ class LangChainRetrieval:
     async def aretrieve(
         self, query: str, k: int, config: RunnableConfig | None = None
     ) -> list[RetrievedChunk]:
+        if self.hybrid:
+            asearch = self.store.ahybrid_search_with_score  # type: ignore[union-attr]
+            pairs = await asearch(query, k=k, **self.search_kwargs)
+            return [_chunk(doc, score) for doc, score in pairs]
         if self.store is not None:
             try:
                 pairs = await self.store.asimilarity_search_with_relevance_scores(
