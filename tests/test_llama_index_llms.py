@@ -20,6 +20,12 @@ from qwen_pg_integrations.errors import DataInspectionFailed, QwenPGError
 from qwen_pg_integrations.llama_index import Qwen
 from qwen_pg_integrations.testing import DashScopeEmulator, ScriptedReply
 
+# llama-index's workflow engine inspects agents with pydantic-deprecated attributes (not ours).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::pydantic.warnings.PydanticDeprecatedSince20",
+    "ignore::pydantic.warnings.PydanticDeprecatedSince211",
+)
+
 SPACED = "  Hello,  world!\n  你好， 世界。 Tabs\there  "
 # Raw JSON as a model may format it: spaces after separators, CJK not escaped.
 ARGS = '{"city": "New York", "note": "北京 上海  x", "days": 3}'
@@ -336,3 +342,22 @@ def test_non_text_blocks_are_refused_before_any_request(
     with pytest.raises(QwenPGError, match="tool_call_id"):
         Qwen().chat([ChatMessage(role="tool", content="orphan tool result")])
     assert dashscope_emulator.requests == []
+
+
+async def test_function_agent_initial_tool_choice_is_sent_as_named_choice(
+    dashscope_emulator: DashScopeEmulator,
+) -> None:
+    agent = FunctionAgent(
+        tools=[FunctionTool.from_defaults(get_weather)],
+        llm=Qwen(),
+        initial_tool_choice="get_weather",
+    )
+    result = await agent.run(user_msg="Tell me about Paris")
+    first, second = _generation_bodies(dashscope_emulator)
+    assert first["parameters"]["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "get_weather"},
+    }
+    assert "tool_choice" not in second["parameters"]  # only the first turn is forced
+    assert result.tool_calls and result.tool_calls[0].tool_name == "get_weather"
+    assert "sunny" in str(result)
