@@ -216,10 +216,16 @@ def test_in_stream_error_reported_as_400_keeps_its_real_class(
     with pytest.raises(ServerError) as info:
         list(chat.stream(HI))
     assert info.value.code == "InternalError"
+    assert info.value.status_code is None  # the SDK's "400" would be wrong; the real one is lost
     # pre-stream error sent as HTTP 200 + SSE error frame: the SDK says 400, the code says 429
     dashscope_emulator.inject(Fault(status=429, code="Throttling.RateQuota", sse_error="200"))
     with pytest.raises(RateLimitError):
         list(chat.stream(HI))
+    # a genuine in-stream 400 keeps its status
+    dashscope_emulator.inject(Fault(status=400, code="DataInspectionFailed", sse_error="200"))
+    with pytest.raises(DataInspectionFailed) as bad:
+        list(chat.stream(HI))
+    assert bad.value.status_code == 400
 
 
 def test_scripted_content_inspection_error(dashscope_emulator: DashScopeEmulator) -> None:

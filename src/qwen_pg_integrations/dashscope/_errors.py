@@ -24,11 +24,13 @@ from ..errors import (
     APIConnectionError,
     APITimeoutError,
     AuthenticationError,
+    BadRequestError,
     ConfigurationError,
     DashScopeError,
     InvalidInputError,
     MissingAPIKeyError,
     QwenPGError,
+    error_class_for,
     error_from_response,
 )
 
@@ -70,7 +72,13 @@ def check_response(response: Mapping[str, Any], *, base_url: str | None = None) 
         headers = response.get("headers")
         if isinstance(headers, Mapping):
             request_id = _text(headers.get("x-request-id") or headers.get("X-Request-Id"))
-    error = error_from_response(status or None, code, message, request_id)
+    reported: int | None = status or None
+    by_code = error_class_for(None, code)
+    if status == 400 and by_code is not DashScopeError and not issubclass(by_code, BadRequestError):
+        # the SDK says 400 for every in-stream error; the code tells the real kind, and the
+        # real status is unknown (the service's ":HTTP_STATUS/NNN" line is dropped by the SDK)
+        reported = None
+    error = error_from_response(reported, code, message, request_id)
     if isinstance(error, AuthenticationError) and base_url:
         error.args = (f"{error.args[0]} Endpoint used: {base_url}",)
     raise error
