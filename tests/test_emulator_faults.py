@@ -234,3 +234,14 @@ def test_drop_after_chunks_drops_a_non_stream_call_before_answering(
     dashscope_emulator.inject(Fault(drop=True, after_chunks=3), times=2, endpoint="embedding")
     with pytest.raises(requests.exceptions.ConnectionError):
         emb(dashscope_emulator)
+
+
+def test_max_in_flight_throttles_concurrent_calls() -> None:
+    with DashScopeEmulator(max_in_flight=2) as emu:
+        emu.inject(Fault(latency=0.5), times=4)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            statuses = sorted(pool.map(lambda _: int(emb(emu).status_code), range(4)))
+        assert statuses == [200, 200, 429, 429]
+        assert emu.peak_in_flight == 2
+        assert len(emu.requests_for("embedding")) == 4
+        assert emu.requests_for("generation") == []

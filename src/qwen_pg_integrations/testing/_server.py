@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._records import RecordedRequest
 from ._wire import ApiError, dumps, native_error_body, sse_event
+from .faults import message_for
 
 if TYPE_CHECKING:
     from .emulator import DashScopeEmulator
@@ -165,7 +166,17 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Authorization", "") != f"Bearer {emu.api_key}":
             self.send_error_answer(ApiError(401, "InvalidApiKey", "Invalid API-key provided."))
             return
-        fault = emu._faults.take(rec.endpoint, rec.stream)
+        if not emu._enter():
+            code = "Throttling.RateQuota"
+            self.send_error_answer(ApiError(429, code, message_for(code)))
+            return
+        try:
+            self._answer(emu, body)
+        finally:
+            emu._leave()
+
+    def _answer(self, emu: DashScopeEmulator, body: Any) -> None:
+        fault = emu._faults.take(self.record.endpoint, self.record.stream)
         if fault is not None:
             self._apply_fault(emu, fault)
         if body is None:

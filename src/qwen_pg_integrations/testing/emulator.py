@@ -56,6 +56,9 @@ class DashScopeEmulator:
         stream_delay: Seconds slept between SSE events.
         sse_error: Shape of errors answered to streaming native requests: ``"status"`` (real
             status + one SSE error frame), ``"200"`` (200 + frame) or ``"json"``.
+        max_in_flight: When set, an authenticated call arriving while this many calls are being
+            answered gets 429 ``Throttling.RateQuota`` (a concurrency limit, like the service's
+            rate limits); ``peak_in_flight`` reports the highest concurrency seen.
 
     Attributes:
         base_url: ``http://host:port/api/v1`` -- the SDK's ``base_address`` / our ``base_url``.
@@ -72,6 +75,7 @@ class DashScopeEmulator:
         latency: float = 0.0,
         stream_delay: float = 0.0,
         sse_error: Literal["status", "200", "json"] = "status",
+        max_in_flight: int | None = None,
     ) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1.")
@@ -81,6 +85,10 @@ class DashScopeEmulator:
         self.latency = latency
         self.stream_delay = stream_delay
         self.sse_error = sse_error
+        self.max_in_flight = max_in_flight
+        self._in_flight = 0
+        self._peak_in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self._requested_port = port
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
@@ -177,6 +185,27 @@ class DashScopeEmulator:
             raise LookupError("The emulator has received no request yet.")
         return items[-1]
 
+    def requests_for(self, endpoint: str) -> list[RecordedRequest]:
+        """The logged requests of one endpoint (``"generation"`` or ``"embedding"``)."""
+        return [r for r in self._log.snapshot() if r.endpoint == endpoint]
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The highest number of authenticated calls answered at the same time."""
+        return self._peak_in_flight
+
+    def _enter(self) -> bool:
+        with self._in_flight_lock:
+            if self.max_in_flight is not None and self._in_flight >= self.max_in_flight:
+                return False
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+            return True
+
+    def _leave(self) -> None:
+        with self._in_flight_lock:
+            self._in_flight -= 1
+
     @property
     def pending_scripts(self) -> int:
         """Scripted replies not consumed yet."""
@@ -202,6 +231,7 @@ class DashScopeEmulator:
         self._faults.clear()
         self._log.clear()
         self._internal_errors.clear()
+        self._peak_in_flight = 0
 
     def embed(self, texts: list[str], dimension: int = 1024) -> list[list[float]]:
         """The vectors the emulator returns for ``texts`` (for assertions; no HTTP)."""
