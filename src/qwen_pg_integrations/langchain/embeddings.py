@@ -71,8 +71,10 @@ class DashScopeEmbeddings(BaseModel, Embeddings):
     """Retries on 429, 5xx, timeouts and dropped connections (never on other 4xx)."""
     timeout: float = 60.0
     """Seconds to wait for one call."""
-    max_concurrency: int = 4
-    """Batches in flight at once."""
+    max_concurrency: int = 10
+    """Batches in flight at once. DashScope takes only 10 texts per call on v3/v4, so one
+    document list is many small calls; quotas count requests per minute, and a 429 is retried
+    with backoff, so lower this if throttling shows up."""
     batch_size: int | None = None
     """Texts per call; ``None`` means the model's limit (larger values are refused)."""
 
