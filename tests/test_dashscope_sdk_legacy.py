@@ -25,6 +25,7 @@ CORE_TESTS = [
     "test_dashscope_chat.py",
     "test_dashscope_embeddings.py",
     "test_dashscope_stream.py",
+    "test_dashscope_errors.py",
 ]
 
 pytestmark = pytest.mark.skipif(
