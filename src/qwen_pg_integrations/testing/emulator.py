@@ -1,8 +1,9 @@
 """A local DashScope: the HTTP API of Alibaba Cloud Model Studio on 127.0.0.1, for offline tests.
 
-The unchanged ``dashscope`` SDK (1.22.2 ... 2.x) and OpenAI-compatible clients talk to it like to
-the service (wire protocol per ``shared/dashscope_protocol.md``): native text generation (JSON and
-SSE), native text embedding, and the compatible-mode ``/chat/completions`` and ``/embeddings``.
+The unchanged ``dashscope`` SDK (checked with 1.22.2 and 2.0.2), apps built on it, and
+OpenAI-compatible clients talk to it as they would to the service. Point them at
+:attr:`DashScopeEmulator.base_url` (SDK ``base_address=``, or ``DASHSCOPE_HTTP_BASE_URL`` set
+*before* ``import dashscope``) with ``api_key=emu.api_key``.
 
 Example:
     >>> from qwen_pg_integrations.testing import DashScopeEmulator, ScriptedReply
@@ -14,18 +15,50 @@ Example:
     ...     r.output.text
     'hello'
 
-Behaviour summary (details in the helper modules):
+Endpoints (POST; anything else -> 404 JSON):
 
-* Auth: ``Authorization: Bearer <api_key>``; anything else -> 401 ``InvalidApiKey``.
-* Streaming iff ``X-DashScope-SSE: enable`` or ``Accept: text/event-stream`` (native); SSE events
-  framed ``id:N / event:result / :HTTP_STATUS/200 / data:<one-line JSON>``; ``finish_reason`` is the
-  string ``"null"`` until the last event; usage on every event.
-* Replies: scripted (:class:`ScriptedReply`, FIFO) or the default policy (see ``_policy``).
-* Faults: :class:`Fault` via :meth:`DashScopeEmulator.inject` (see ``faults``).
-* Errors before a stream starts are sent as the real status + one ``event:error`` SSE frame
-  (``sse_error="status"``, the production shape); ``"200"`` and ``"json"`` are the alternatives.
-* Validation: parameter ranges, thinking rules and embedding limits as documented in
-  ``_native_chat`` and ``_native_embed``; unknown parameters are ignored.
+* ``/api/v1/services/aigc/text-generation/generation`` -- native chat, JSON or SSE;
+* ``/api/v1/services/embeddings/text-embedding/text-embedding`` -- native embeddings;
+* ``/compatible-mode/v1/chat/completions`` and ``/compatible-mode/v1/embeddings`` -- OpenAI shapes.
+
+What it reproduces:
+
+* Transport: threaded HTTP/1.1, keep-alive with ``Content-Length`` on JSON answers, chunked SSE,
+  ``X-Request-Id`` on every answer (equal to the body's ``request_id``); ASCII-escaped and raw
+  UTF-8 JSON bodies; unknown parameters ignored.
+* Auth: ``Authorization: Bearer <api_key>``; anything else -> 401 ``InvalidApiKey``,
+  ``Invalid API-key provided.`` (OpenAI shape ``invalid_api_key`` in compatible mode).
+* Streaming iff ``X-DashScope-SSE: enable`` or ``Accept: text/event-stream`` (never a body field).
+  Events are byte-exact ``id:N\nevent:result\n:HTTP_STATUS/200\ndata:<one-line JSON>\n\n``;
+  usage on every event; ``finish_reason`` is the string ``"null"`` until the last event
+  (``stop``/``length``/``tool_calls``); ``incremental_output`` gives deltas, otherwise cumulative
+  text, reasoning and tool calls; ``role`` and ``content`` are always present (``""`` next to tool
+  calls); tool calls carry ``index``/``id``/``type``/``function`` and later fragments keep
+  ``index``. Text is cut every ``chunk_size`` characters (default 4), so arguments such as
+  ``{"city": "New York"}`` arrive in several fragments.
+* Errors: JSON ``{"request_id", "code", "message"}``; before a stream starts, the real status plus
+  one ``event:error`` frame (``sse_error="status"``; ``"200"`` and ``"json"`` are the other shapes
+  seen in production); mid-stream ``event:error`` frames with ``:HTTP_STATUS/<status>`` and both
+  ``code`` and ``message`` (the SDK reports them as status 400).
+* Validation (400 ``InvalidParameter`` with the service's texts): temperature, top_p, n,
+  max_tokens, presence/repetition penalties, thinking rules, ``json_object`` without the word
+  "json", tool messages without a preceding ``tool_calls`` turn, non-string content; embedding
+  batch size, empty text, text length, dimension and ``text_type`` per model from
+  :data:`qwen_pg_integrations.dashscope.models.EMBEDDING_MODELS`. See ``_native_chat`` and
+  ``_native_embed`` for the choices made where the service's text is not documented.
+* ``max_tokens`` truncates the content (``finish_reason: "length"``), ``stop`` cuts it,
+  ``thinking_budget`` cuts the reasoning; thinking streams ``reasoning_content`` first and reports
+  ``usage.output_tokens_details.reasoning_tokens``.
+
+Replies come from :class:`ScriptedReply` scripts (FIFO) or the deterministic default policy of
+``_policy`` (tool calls with schema-valid arguments when a tool is named or clearly asked for,
+otherwise an answer quoting the best-matching context sentence, JSON for ``response_format``).
+Embeddings are deterministic feature-hashed vectors (``_embed``): texts sharing words or
+characters are close. Faults (:class:`Fault`): error status, latency, dropped connection, hang,
+mid-stream error; plus ``latency``, ``stream_delay`` and ``max_in_flight`` on the emulator.
+
+Not emulated: multimodal generation, asynchronous tasks (``/tasks``), ``logprobs``, ``n > 1``
+(one choice is returned), ``enable_search`` results, rate-limit headers.
 """
 
 from __future__ import annotations

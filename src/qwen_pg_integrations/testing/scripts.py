@@ -32,7 +32,8 @@ class ScriptedReply:
         model: Only a request for this model takes this reply.
 
     Example:
-        >>> ScriptedReply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])
+        >>> call = {"name": "get_weather", "arguments": {"city": "Paris"}}
+        >>> reply = ScriptedReply(tool_calls=[call])
     """
 
     text: str | None = None
