@@ -195,3 +195,34 @@ def test_settings_defaults_work_with_our_classes(
         )
     finally:
         Settings._llm, Settings._embed_model = old_llm, old_embed
+
+
+def test_ingestion_pipeline_upserts_changed_documents_through_the_docstore(
+    store: PGVectorStore, embed: DashScopeEmbedding
+) -> None:
+    from llama_index.core.ingestion import DocstoreStrategy
+    from llama_index.core.storage.docstore import SimpleDocumentStore
+
+    pipeline = IngestionPipeline(
+        transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=0), embed],
+        vector_store=store,
+        docstore=SimpleDocumentStore(),
+        docstore_strategy=DocstoreStrategy.UPSERTS,
+    )
+    pipeline.run(documents=FACTS)
+    first = store.client.count()
+    assert pipeline.run(documents=FACTS) == []  # unchanged: nothing re-embedded or re-written
+    changed = Document(text="The cafeteria serves dumplings on Fridays.", id_="doc-lunch")
+    pipeline.run(documents=[changed])
+    # the old nodes of doc-lunch were deleted by ref_doc_id, the new one written
+    assert store.client.count() == first
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    lunch = store.query(
+        VectorStoreQuery(
+            query_embedding=embed.get_query_embedding("cafeteria"),
+            similarity_top_k=10,
+            doc_ids=["doc-lunch"],
+        )
+    )
+    assert [n.get_content() for n in lunch.nodes or []] == [changed.text]
