@@ -84,3 +84,26 @@ def test_invalid_scripts_fail_early(kwargs: dict[str, object]) -> None:
 def test_last_request_without_requests_raises() -> None:
     with DashScopeEmulator() as emu, pytest.raises(LookupError):
         _ = emu.last_request
+
+
+def test_standalone_server_prints_its_base_url_and_answers() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qwen_pg_integrations.testing", "--api-key", "sk-cli"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:")
+        base_url = line.split("=", 1)[1]
+        resp = dashscope.TextEmbedding.call(
+            model="text-embedding-v4", input="x", api_key="sk-cli", base_address=base_url
+        )
+        assert resp.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
