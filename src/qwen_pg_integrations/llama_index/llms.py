@@ -186,8 +186,15 @@ class Qwen(FunctionCallingLLM):
 
         async def gen() -> AsyncGenerator[ChatResponse, None]:
             merger = StreamMerger()
-            async for chunk in self._client.astream(core, **params):
-                yield merger.add(chunk)
+            chunks = self._client.astream(core, **params)
+            try:
+                async for chunk in chunks:
+                    yield merger.add(chunk)
+            finally:
+                # A consumer that stops early releases the HTTP stream now, not at GC time.
+                aclose = getattr(chunks, "aclose", None)
+                if aclose is not None:
+                    await aclose()
 
         return gen()
 
