@@ -107,3 +107,12 @@ def test_standalone_server_prints_its_base_url_and_answers() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_request_log_keeps_the_newest_entries() -> None:
+    with DashScopeEmulator(log_limit=3) as emu:
+        for i in range(5):
+            dashscope.Generation.call(
+                model="qwen-plus", prompt=f"p{i}", api_key=emu.api_key, base_address=emu.base_url
+            )
+        assert [r.body["input"]["prompt"] for r in emu.requests] == ["p2", "p3", "p4"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,11 +54,11 @@ class RecordedRequest:
 
 
 class RequestLog:
-    """Thread-safe list of :class:`RecordedRequest`."""
+    """Thread-safe log of :class:`RecordedRequest`, keeping the newest ``limit`` entries."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = 10_000) -> None:
         self._lock = threading.Lock()
-        self._items: list[RecordedRequest] = []
+        self._items: deque[RecordedRequest] = deque(maxlen=limit)
 
     def add(self, record: RecordedRequest) -> None:
         """Append ``record``."""

@@ -92,6 +92,7 @@ class DashScopeEmulator:
         max_in_flight: When set, an authenticated call arriving while this many calls are being
             answered gets 429 ``Throttling.RateQuota`` (a concurrency limit, like the service's
             rate limits); ``peak_in_flight`` reports the highest concurrency seen.
+        log_limit: The request log keeps the newest ``log_limit`` requests (None: all).
 
     Attributes:
         base_url: ``http://host:port/api/v1`` -- the SDK's ``base_address`` / our ``base_url``.
@@ -109,6 +110,7 @@ class DashScopeEmulator:
         stream_delay: float = 0.0,
         sse_error: Literal["status", "200", "json"] = "status",
         max_in_flight: int | None = None,
+        log_limit: int | None = 10_000,
     ) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1.")
@@ -126,7 +128,7 @@ class DashScopeEmulator:
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._log = RequestLog()
+        self._log = RequestLog(log_limit)
         self._scripts = ScriptQueue()
         self._faults = FaultQueue()
         self._internal_errors: list[str] = []
