@@ -451,3 +451,11 @@ def test_store_works_on_older_pgvector_like_open_source_polardb(
         assert {n.node_id for n in store.get_nodes(filters=not_db)} == {"n2", "n4"}
     finally:
         store.client.drop()
+
+
+def test_query_restricted_to_node_ids_raises_until_the_core_supports_it(
+    filled: PGVectorStore, embed: DashScopeEmbedding
+) -> None:
+    q = VectorStoreQuery(query_embedding=embed.get_query_embedding("x"), node_ids=["n1"])
+    with pytest.raises(InvalidInputError, match="node_ids"):
+        filled.query(q)
