@@ -8,9 +8,11 @@ process, in threads and in one event loop.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import aiohttp
 import dashscope
 from pydantic import SecretStr
 
@@ -113,9 +115,17 @@ class DashScopeClient:
             kwargs["workspace"] = self.workspace
         return kwargs
 
-    def _translate(self, exc: BaseException) -> BaseException | None:
-        secret = self._api_key.get_secret_value() if self._api_key is not None else None
-        return translate_exception(exc, secret=secret, base_url=self.base_url)
+    @contextmanager
+    def _typed_errors(self) -> Iterator[None]:
+        """Re-raise SDK, requests and aiohttp exceptions as typed errors (key scrubbed)."""
+        try:
+            yield
+        except Exception as exc:
+            secret = self._api_key.get_secret_value() if self._api_key is not None else None
+            mapped = translate_exception(exc, secret=secret, base_url=self.base_url)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from exc
 
     def _check(self, response: Mapping[str, Any]) -> None:
         check_response(response, base_url=self.base_url)
@@ -130,18 +140,13 @@ class DashScopeClient:
         *,
         timeout: float | None = None,
     ) -> Mapping[str, Any]:
-        """One non-streaming ``_Generation.call``; raises the typed error on failure."""
-        kwargs = {**parameters, **self.sdk_kwargs(timeout)}
-        try:
+        """One non-streaming ``Generation.call``; raises the typed error on failure."""
+        with self._typed_errors():
+            kwargs = {**parameters, **self.sdk_kwargs(timeout)}
             response: Mapping[str, Any] = _Generation.call(
                 model=model, messages=list(messages), **kwargs
             )
             self._check(response)
-        except Exception as exc:
-            mapped = self._translate(exc)
-            if mapped is None or mapped is exc:
-                raise
-            raise mapped from exc
         return response
 
     def generation_stream(
@@ -152,23 +157,19 @@ class DashScopeClient:
         *,
         timeout: float | None = None,
     ) -> Generator[Mapping[str, Any], None, None]:
-        """One streaming ``_Generation.call``: raw SDK responses, each checked (typed errors)."""
-        kwargs = {**parameters, **self.sdk_kwargs(timeout), "stream": True}
+        """One streaming ``Generation.call``: raw SDK responses, each checked (typed errors)."""
         responses: Any = None
-        try:
-            responses = _Generation.call(model=model, messages=list(messages), **kwargs)
-            for response in responses:
-                self._check(response)
-                yield response
-        except Exception as exc:
-            mapped = self._translate(exc)
-            if mapped is None or mapped is exc:
-                raise
-            raise mapped from exc
-        finally:
-            close = getattr(responses, "close", None)
-            if close is not None:
-                close()
+        with self._typed_errors():
+            try:
+                kwargs = {**parameters, **self.sdk_kwargs(timeout), "stream": True}
+                responses = _Generation.call(model=model, messages=list(messages), **kwargs)
+                for response in responses:
+                    self._check(response)
+                    yield response
+            finally:
+                close = getattr(responses, "close", None)
+                if close is not None:
+                    close()
 
     async def ageneration(
         self,
@@ -178,22 +179,14 @@ class DashScopeClient:
         *,
         timeout: float | None = None,
     ) -> Mapping[str, Any]:
-        """One non-streaming ``_AioGeneration.call`` on a session closed when it returns."""
-        kwargs = {**parameters, **self.sdk_kwargs(timeout)}
-        try:
-            if _aio.sdk_accepts_session():
-                async with _aio.open_session() as session:
-                    response: Mapping[str, Any] = await _AioGeneration.call(
-                        model=model, messages=list(messages), session=session, **kwargs
-                    )
-            else:
-                response = await _AioGeneration.call(model=model, messages=list(messages), **kwargs)
+        """One non-streaming ``AioGeneration.call`` on a session closed when it returns."""
+        with self._typed_errors():
+            kwargs = {**parameters, **self.sdk_kwargs(timeout)}
+            async with _sdk_session() as session_kwargs:
+                response: Mapping[str, Any] = await _AioGeneration.call(
+                    model=model, messages=list(messages), **session_kwargs, **kwargs
+                )
             self._check(response)
-        except Exception as exc:
-            mapped = self._translate(exc)
-            if mapped is None or mapped is exc:
-                raise
-            raise mapped from exc
         return response
 
     async def ageneration_stream(
@@ -204,35 +197,19 @@ class DashScopeClient:
         *,
         timeout: float | None = None,
     ) -> AsyncGenerator[Mapping[str, Any], None]:
-        """One streaming ``_AioGeneration.call``: raw SDK responses, each checked."""
-        kwargs = {**parameters, **self.sdk_kwargs(timeout), "stream": True}
-        try:
-            if _aio.sdk_accepts_session():
-                async with _aio.open_session() as session:
-                    responses = await _AioGeneration.call(
-                        model=model, messages=list(messages), session=session, **kwargs
-                    )
-                    try:
-                        async for response in responses:
-                            self._check(response)
-                            yield response
-                    finally:
-                        await _aclose(responses)
-            else:
+        """One streaming ``AioGeneration.call``: raw SDK responses, each checked."""
+        with self._typed_errors():
+            kwargs = {**parameters, **self.sdk_kwargs(timeout), "stream": True}
+            async with _sdk_session() as session_kwargs:
                 responses = await _AioGeneration.call(
-                    model=model, messages=list(messages), **kwargs
+                    model=model, messages=list(messages), **session_kwargs, **kwargs
                 )
                 try:
                     async for response in responses:
                         self._check(response)
                         yield response
                 finally:
-                    await _aclose(responses)
-        except Exception as exc:
-            mapped = self._translate(exc)
-            if mapped is None or mapped is exc:
-                raise
-            raise mapped from exc
+                    await responses.aclose()
 
     # --- text embedding -------------------------------------------------------------------
 
@@ -244,23 +221,18 @@ class DashScopeClient:
         *,
         timeout: float | None = None,
     ) -> Mapping[str, Any]:
-        """One ``_TextEmbedding.call`` (sync SDK); raises the typed error on failure."""
-        kwargs = {**parameters, **self.sdk_kwargs(timeout)}
-        try:
+        """One ``TextEmbedding.call`` (sync SDK); raises the typed error on failure."""
+        with self._typed_errors():
+            kwargs = {**parameters, **self.sdk_kwargs(timeout)}
             response: Mapping[str, Any] = _TextEmbedding.call(
                 model=model, input=list(texts), **kwargs
             )
             self._check(response)
-        except Exception as exc:
-            mapped = self._translate(exc)
-            if mapped is None or mapped is exc:
-                raise
-            raise mapped from exc
         return response
 
     async def atext_embedding(
         self,
-        session: Any,
+        session: aiohttp.ClientSession,
         model: str,
         texts: Sequence[str],
         parameters: Mapping[str, Any],
@@ -271,21 +243,25 @@ class DashScopeClient:
         url = self.base_url.replace("{workspace_id}", self.workspace or "")
         url = f"{url.rstrip('/')}/{EMBEDDING_PATH}"
         body = {"model": model, "input": {"texts": list(texts)}, "parameters": dict(parameters)}
-        try:
+        with self._typed_errors():
             headers = _aio.build_headers(self._secret(), self.workspace, module="embeddings")
             response = await _aio.post_json(
                 session, url, headers=headers, body=body, timeout=timeout or self.timeout
             )
             self._check(response)
-        except Exception as exc:
-            mapped = self._translate(exc)
-            if mapped is None or mapped is exc:
-                raise
-            raise mapped from exc
         return response
 
 
-async def _aclose(iterator: Any) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        await aclose()
+@asynccontextmanager
+async def _sdk_session() -> AsyncIterator[dict[str, Any]]:
+    """``session=`` for one AioGeneration call: our own, closed after it (2.x); none on 1.22.2.
+
+    2.x would otherwise use a process-wide per-loop session nobody closes ("Unclosed client
+    session" at loop end); 1.22.2 opens and closes a session per call by itself and has no
+    ``session`` argument (it would be sent as a request parameter).
+    """
+    if not _aio.sdk_accepts_session():
+        yield {}
+        return
+    async with _aio.open_session() as session:
+        yield {"session": session}
