@@ -1,6 +1,19 @@
 """DashScope core: client, retries, error mapping, embeddings and chat over the official SDK.
 
-Imports no LangChain or LlamaIndex module.
+Imports no LangChain or LlamaIndex module; both adapters build on these classes.
+
+* :class:`DashScopeClient`: key (``DASHSCOPE_API_KEY``), endpoint (``DASHSCOPE_HTTP_BASE_URL``),
+  workspace, timeout and retry policy of one connection, passed per call to the SDK.
+* :class:`EmbeddingClient`: batched text embeddings, sync (thread pool) and async (aiohttp).
+* :class:`ChatClient`: chat, streams and tool calls, sync and async; :func:`merge_chunks` turns
+  streamed deltas into one answer.
+
+Example:
+    >>> from qwen_pg_integrations.dashscope import ChatClient, EmbeddingClient
+    >>> from qwen_pg_integrations.types import ChatMessage
+    >>> emb = EmbeddingClient("text-embedding-v4", dimensions=1024)  # doctest: +SKIP
+    >>> emb.embed_query("什么是 PolarDB?")  # doctest: +SKIP
+    >>> ChatClient("qwen-plus").chat([ChatMessage("user", "Hi")]).content  # doctest: +SKIP
 """
 
 from ._retry import RetryPolicy
