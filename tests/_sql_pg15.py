@@ -93,6 +93,35 @@ class PG15Cluster:
         )  # fmt: skip
         return self
 
+    def readable_python_path(self) -> None:
+        """Make the package importable by the server's OS user.
+
+        ``install`` records where *this* interpreter finds the package; when the tests run as root
+        from a directory the ``postgres`` user cannot traverse (``/root/...``), mirror those
+        directories into the cluster's directory (hard links, else a copy) and point
+        ``QWEN_PG_PYTHON_PATH`` at the mirror.
+        """
+        from qwen_pg_integrations.sql import default_python_path
+
+        if not self._as_root or os.environ.get("QWEN_PG_PYTHON_PATH"):
+            return
+        paths = default_python_path()
+        probes = [str(Path(paths[0]) / "qwen_pg_integrations" / "__init__.py"), *paths[1:]]
+        check = ["runuser", "-u", "postgres", "--", "sh", "-c",
+                 'for p; do test -r "$p" || exit 1; done', "sh", *probes]  # fmt: skip
+        if subprocess.run(check, capture_output=True).returncode == 0:
+            return
+        mirror = []
+        for i, path in enumerate(paths):
+            dest = self.root / "python" / str(i)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if subprocess.run(["cp", "-al", path, str(dest)], capture_output=True).returncode:
+                shutil.rmtree(dest, ignore_errors=True)
+                subprocess.run(["cp", "-a", path, str(dest)], check=True, capture_output=True)
+            os.chmod(dest.parent, 0o755)
+            mirror.append(str(dest))
+        os.environ["QWEN_PG_PYTHON_PATH"] = os.pathsep.join(mirror)
+
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
             with contextlib.suppress(subprocess.CalledProcessError):
@@ -129,6 +158,7 @@ def get_cluster() -> PG15Cluster:
         cluster = PG15Cluster()
         try:
             cluster.start()
+            cluster.readable_python_path()
         except subprocess.CalledProcessError as exc:
             log = cluster.log.read_text() if cluster.log.exists() else ""
             cluster.stop()

@@ -8,6 +8,7 @@ any failure nothing is left behind.
 from __future__ import annotations
 
 import json
+import os
 import site
 import sys
 import sysconfig
@@ -35,6 +36,7 @@ from . import _ddl
 __all__ = ["InstallReport", "default_python_path", "install", "status", "uninstall"]
 
 Connectable = str | psycopg.Connection[Any] | None
+PYTHON_PATH_ENV = "QWEN_PG_PYTHON_PATH"
 
 _NO_PLPYTHON = (
     "PostgreSQL {version} has no plpython3u (PL/Python 3), which the in-database functions need. "
@@ -58,11 +60,15 @@ class InstallReport:
 
 
 def default_python_path() -> list[str]:
-    """Where this interpreter finds the package and its dependencies.
+    """``QWEN_PG_PYTHON_PATH`` (``os.pathsep``-separated), else where this interpreter finds the
+    package and its dependencies.
 
-    Valid for a server on this machine whose Python has the same major.minor version (binary
-    wheels are built per version), and whose OS user can read these directories.
+    The second is valid for a server on this machine whose Python has the same major.minor
+    version (binary wheels are built per version), and whose OS user can read these directories.
     """
+    env = os.environ.get(PYTHON_PATH_ENV)
+    if env:
+        return [p for p in env.split(os.pathsep) if p]
     package_root = str(Path(__file__).resolve().parents[2])
     paths = [package_root, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
     paths += site.getsitepackages()
@@ -222,7 +228,8 @@ def install(
         chat_model: default model of ``chat()``, ``chat_raw()`` and ``rag()`` (``qwen-plus``).
         python_path: directories the server's Python puts first on ``sys.path`` to import the
             package and its dependencies; default: where this interpreter finds them
-            (:func:`default_python_path`, same machine and Python version only).
+            (``QWEN_PG_PYTHON_PATH``, else :func:`default_python_path`: same machine and
+            Python version only).
         grant_to: roles given USAGE on the schema and EXECUTE on the public functions
             (``"PUBLIC"`` = every role). They can spend the key, never read it.
         max_retries: DashScope retries (429, 5xx, timeouts) inside the server.
@@ -250,7 +257,7 @@ def install(
     chat_model_spec(chat_model)
     if not schema:
         raise ConfigurationError("schema must be a non-empty schema name.")
-    explicit = python_path is not None
+    explicit = python_path is not None or bool(os.environ.get(PYTHON_PATH_ENV))
     paths = [str(p) for p in python_path] if python_path is not None else default_python_path()
     with _connection(connection) as conn, conn.transaction():
         created: list[str] = []
