@@ -374,7 +374,7 @@ async def test_async_chat_does_not_block_the_event_loop(
     chat = ChatClient(client=make(dashscope_emulator))
     response, ticks = await _ticks_during(chat.achat(HI))
     assert response.content
-    assert ticks >= 10
+    assert ticks >= 5  # ~30 expected; a blocked loop gives 0-1
 
 
 def test_none_means_default_timeout_and_retries() -> None:

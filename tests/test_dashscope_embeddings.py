@@ -162,7 +162,7 @@ def test_concurrency_is_bounded(dashscope_emulator: DashScopeEmulator, use_async
     asyncio.run(client.aembed(texts(60))) if use_async else client.embed(texts(60))
     elapsed = time.perf_counter() - start
     assert len(dashscope_emulator.requests) == 6
-    assert 0.74 <= elapsed < 1.3, elapsed
+    assert 0.74 <= elapsed < 1.4, elapsed  # serial would take 1.5 s
 
 
 @pytest.mark.parametrize("use_async", [False, True])
@@ -210,7 +210,7 @@ async def test_aembed_does_not_block_the_event_loop(
     done = True
     await task
     assert len(result.vectors) == 20
-    assert ticks >= 15  # ~0.3 s of waiting at 10 ms per tick; a blocked loop gives ~0
+    assert ticks >= 5  # ~0.3 s of waiting at 10 ms per tick (~30); a blocked loop gives 0-1
 
 
 def test_async_path_sends_the_same_request_as_the_sdk(
