@@ -172,3 +172,11 @@ def test_numbers_respect_their_bounds(bounds: dict[str, Any], kind: str) -> None
     value = value_for_schema(schema)
     jsonschema.validate(value, schema)
     assert isinstance(value, int) if kind == "integer" else isinstance(value, float)
+
+
+def test_chinese_request_matches_a_tool_by_its_description() -> None:
+    weather = {**tool("get_weather"), "description": "查询城市天气"}
+    mail = {**tool("send_mail"), "description": "发送邮件"}
+    plan = default_plan(req("北京今天天气怎么样？", tools=[mail, weather]))
+    assert [c.name for c in plan.tool_calls] == ["get_weather"]
+    assert default_plan(req("你好，请问你是什么模型？", tools=[mail, weather])).tool_calls == []

@@ -7,8 +7,10 @@ Default policy (no scripted reply queued), deterministic:
    * otherwise the last message must be a user message that asks for a tool: it contains the tool's
      name (``get_weather`` or ``get weather``) or every significant word of the name (verbs such as
      get/search/find/fetch/lookup/query/list/create are skipped: ``get_current_weather`` is asked
-     for by "what's the weather in Paris?"). Only the first such tool is called unless
-     ``parallel_tool_calls`` is true.
+     for by "what's the weather in Paris?"); a message with CJK text also asks for a tool whose
+     description shares a CJK character bigram with it ("北京天气怎么样" and "查询城市天气"),
+     common function bigrams (什么, 怎么, 如何...) excepted. Only the first such tool is called
+     unless ``parallel_tool_calls`` is true.
    Arguments are valid against the tool's JSON schema (see ``_schema``). Free strings get a hint
    from the last user message: a quoted phrase, else the last capitalised phrase that does not start
    the sentence ("New York"), else the message itself (cut to 200 characters).
@@ -40,32 +42,23 @@ from .scripts import ScriptedReply
 
 __all__ = ["ChatRequest", "Plan", "PlannedCall", "default_plan", "finalize", "plan_from_script"]
 
-_SKIP_WORDS = {
-    "get",
-    "set",
-    "search",
-    "find",
-    "fetch",
-    "lookup",
-    "look",
-    "up",
-    "query",
-    "call",
-    "run",
-    "list",
-    "make",
-    "create",
-    "do",
-    "the",
-    "a",
-    "an",
-    "tool",
-    "current",
-    "for",
-    "of",
-    "by",
-    "to",
-    "info",
+_SKIP_WORDS = set(
+    "get set search find fetch lookup look up query call run list make create do the a an tool "
+    "current for of by to info".split()
+)
+_CJK_STOP = {
+    "什么",
+    "怎么",
+    "一个",
+    "可以",
+    "这个",
+    "那个",
+    "我们",
+    "你们",
+    "他们",
+    "是否",
+    "如何",
+    "请问",
 }
 _QUESTION_MARK = re.compile(r"(?:question|query|问题)\s*[:：]", re.IGNORECASE)
 _QUOTED = re.compile(r"\"([^\"]{1,200})\"|'([^']{2,200})'|「([^」]{1,200})」|“([^”]{1,200})”")
@@ -132,7 +125,15 @@ def _name_words(name: str) -> list[str]:
     return [w for w in re.split(r"[\s_\-.]+", spaced.lower()) if w]
 
 
-def _asks_for(tool_name: str, text: str) -> bool:
+def _cjk_bigrams(text: str) -> set[str]:
+    return {f for f in word_features(text) if len(f) == 2 and has_cjk(f)} - _CJK_STOP
+
+
+def _asks_for(tool: dict[str, Any], text: str) -> bool:
+    tool_name = str(tool.get("name", ""))
+    description = str(tool.get("description") or "")
+    if has_cjk(text) and _cjk_bigrams(text) & _cjk_bigrams(description):
+        return True
     lowered = text.lower()
     words = _name_words(tool_name)
     if tool_name.lower() in lowered or " ".join(words) in lowered:
@@ -175,7 +176,7 @@ def _tool_plan(req: ChatRequest) -> Plan | None:
         chosen = [t for t in req.tools if t.get("name") == named]
     elif req.messages and req.messages[-1].get("role") == "user":
         last = text_of(req.messages[-1])
-        chosen = [t for t in req.tools if _asks_for(str(t.get("name", "")), last)]
+        chosen = [t for t in req.tools if _asks_for(t, last)]
         if not req.parallel_tool_calls:
             chosen = chosen[:1]
     else:
