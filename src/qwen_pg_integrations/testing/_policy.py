@@ -42,9 +42,34 @@ from .scripts import ScriptedReply
 
 __all__ = ["ChatRequest", "Plan", "PlannedCall", "default_plan", "finalize", "plan_from_script"]
 
-_SKIP_WORDS = set(
-    "get set search find fetch lookup look up query call run list make create do the a an tool "
-    "current for of by to info".split()
+_SKIP_WORDS = frozenset(
+    (
+        "get",
+        "set",
+        "search",
+        "find",
+        "fetch",
+        "lookup",
+        "look",
+        "up",
+        "query",
+        "call",
+        "run",
+        "list",
+        "make",
+        "create",
+        "do",
+        "the",
+        "a",
+        "an",
+        "tool",
+        "current",
+        "for",
+        "of",
+        "by",
+        "to",
+        "info",
+    )
 )
 _CJK_STOP = {
     "什么",
