@@ -33,7 +33,9 @@ REGION_BASE_URLS = {
 }
 
 
-def resolve_api_key(explicit: str | SecretStr | None = None, *, required: bool = True) -> SecretStr | None:
+def resolve_api_key(
+    explicit: str | SecretStr | None = None, *, required: bool = True
+) -> SecretStr | None:
     """The key from the argument, else ``DASHSCOPE_API_KEY``; raise if required and absent."""
     if isinstance(explicit, SecretStr):
         value: str | None = explicit.get_secret_value()

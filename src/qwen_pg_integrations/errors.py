@@ -10,19 +10,19 @@ Every exception the package raises on purpose derives from :class:`QwenPGError`,
     │   ├── MissingAPIKeyError             no DashScope key in the argument or DASHSCOPE_API_KEY
     │   ├── UnsupportedModelError          a model name the package has no limits for
     │   └── InvalidDimensionError          a dimension the embedding model does not offer
-    ├── InvalidInputError                  bad caller input (empty text, NaN in a vector, k <= 0, ...)
+    ├── InvalidInputError                  bad input (empty text, NaN in a vector, k <= 0)
     │   └── FilterError                    an unknown operator or malformed metadata filter
-    ├── DashScopeError                     the service answered with an error (request_id, status, code)
-    │   ├── AuthenticationError            401 / InvalidApiKey (wrong key, or a key of another region)
+    ├── DashScopeError                     the service answered an error (request_id, status, code)
+    │   ├── AuthenticationError            401 InvalidApiKey (wrong key, or another region's)
     │   ├── PermissionDeniedError          403 (model not purchased, workspace access)
     │   ├── NotFoundError                  404 (model or workspace does not exist)
     │   ├── BadRequestError                400 (InvalidParameter, Arrearage, ...)
     │   │   └── DataInspectionFailed       400 DataInspectionFailed (content moderation)
-    │   ├── RateLimitError                 429 Throttling*          (retried)
-    │   ├── ServerError                    5xx InternalError, ModelServingError, ...  (retried)
+    │   ├── RateLimitError                 429 Throttling* (retried)
+    │   ├── ServerError                    5xx InternalError, ModelServingError (retried)
     │   ├── ToolCallRequiredError          a tool call was required; the model answered in text
-    │   └── APIConnectionError             no answer: connection refused/dropped   (retried)
-    │       └── APITimeoutError            no answer in time                       (retried)
+    │   └── APIConnectionError             no answer: refused / dropped (retried)
+    │       └── APITimeoutError            no answer in time (retried)
     └── StorageError                       PostgreSQL / pgvector side
         ├── DatabaseConnectionError        the server cannot be reached
         ├── ExtensionError                 pgvector missing, not installable, or too old
@@ -237,7 +237,7 @@ class ToolCallRequiredError(DashScopeError):
 
     hint = (
         "The model answered in text although a tool call was required: name the tool with "
-        "tool_choice=\"<tool name>\", describe the tools more clearly, or use tool_choice=\"auto\"."
+        'tool_choice="<tool name>", describe the tools more clearly, or use tool_choice="auto".'
     )
 
 
