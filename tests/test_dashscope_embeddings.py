@@ -232,3 +232,23 @@ def test_batch_size_cannot_exceed_the_model_limit(dashscope_emulator: DashScopeE
         emb(dashscope_emulator, "text-embedding-v4", batch_size=25)
     emb(dashscope_emulator, "text-embedding-v4", batch_size=4).embed(texts(9))
     assert batch_sizes(dashscope_emulator) == [4, 4, 1]
+
+
+def test_vectors_are_placed_by_text_index_not_by_answer_order() -> None:
+    client = EmbeddingClient("text-embedding-v4", api_key="sk-x", dimensions=64)
+    (batch,) = client._batches(["a", "b", "c"])
+    answer = {
+        "status_code": 200,
+        "request_id": "r",
+        "output": {
+            "embeddings": [
+                {"text_index": 2, "embedding": [2.0]},
+                {"text_index": 0, "embedding": [0.0]},
+                {"text_index": 1, "embedding": [1.0]},
+            ]
+        },
+        "usage": {"total_tokens": 3},
+    }
+    vectors: list[list[float] | None] = [None, None, None]
+    assert client._place(batch, answer, vectors) == (3, "r")
+    assert vectors == [[0.0], [1.0], [2.0]]
