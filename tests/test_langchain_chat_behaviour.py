@@ -221,3 +221,29 @@ def test_text_list_content_is_joined() -> None:
 def test_bad_request_is_typed(dashscope_emulator: DashScopeEmulator) -> None:
     with pytest.raises(BadRequestError):
         ChatQwen(temperature=5.0).invoke("hello")
+
+
+def test_streaming_true_makes_invoke_stream(dashscope_emulator: DashScopeEmulator) -> None:
+    msg = ChatQwen(streaming=True).invoke("hello")
+    assert msg.content == "Emulated reply to: hello"
+    assert msg.usage_metadata is not None
+    assert dashscope_emulator.requests[-1].stream is True
+    ChatQwen().invoke("hello")
+    assert dashscope_emulator.requests[-1].stream is False
+
+
+def test_structured_function_calling_streams_complete_objects(
+    dashscope_emulator: DashScopeEmulator,
+) -> None:
+    dashscope_emulator.script(
+        ScriptedReply(
+            tool_calls=[{"name": "City", "arguments": {"name": "New York", "country": "USA"}}],
+            chunk_size=2,
+        )
+    )
+    structured = ChatQwen(model="qwen-max").with_structured_output(City, method="function_calling")
+    parsed = list(structured.stream("Where is New York?"))
+    assert parsed
+    assert parsed[-1] == City(name="New York", country="USA")
+    assert all(isinstance(p, City) for p in parsed)
+    assert dashscope_emulator.requests[-1].stream is True
