@@ -238,7 +238,7 @@ def test_drop_after_chunks_drops_a_non_stream_call_before_answering(
 
 def test_max_in_flight_throttles_concurrent_calls() -> None:
     with DashScopeEmulator(max_in_flight=2) as emu:
-        emu.inject(Fault(latency=1.0), times=4)
+        emu.inject(Fault(latency=2.0), times=4)
         with ThreadPoolExecutor(max_workers=4) as pool:
             statuses = sorted(pool.map(lambda _: int(emb(emu).status_code), range(4)))
         assert statuses == [200, 200, 429, 429]
