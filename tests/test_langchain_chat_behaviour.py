@@ -4,6 +4,7 @@ typed errors, message translation."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from langchain_core.messages import (
@@ -247,3 +248,17 @@ def test_structured_function_calling_streams_complete_objects(
     assert parsed[-1] == City(name="New York", country="USA")
     assert all(isinstance(p, City) for p in parsed)
     assert dashscope_emulator.requests[-1].stream is True
+
+
+def test_key_not_in_callbacks_or_tracing_params(dashscope_emulator: DashScopeEmulator) -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    seen: list[str] = []
+
+    class Recorder(BaseCallbackHandler):
+        def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+            seen.append(repr(serialized) + repr(kwargs))
+
+    ChatQwen().invoke("hi", config={"callbacks": [Recorder()]})
+    assert seen
+    assert dashscope_emulator.api_key not in "".join(seen)
