@@ -336,3 +336,11 @@ def test_enable_thinking_on_a_model_without_thinking(dashscope_emulator: DashSco
     assert [(c.status_code, c.code) for c in chunks] == [
         (400, "InvalidParameter.NotSupportEnableThinking")
     ]
+
+
+def test_input_longer_than_the_context_window_is_rejected(
+    dashscope_emulator: DashScopeEmulator,
+) -> None:
+    resp = call(dashscope_emulator, model="qwen-max", prompt="word " * 33_000)
+    assert resp.status_code == 400
+    assert "Range of input length should be [1, 32768]" in resp.message

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._embed import embed_texts
-from ._native_chat import check_messages, check_ranges, thinking_enabled, tool_specs
+from ._native_chat import (
+    check_input_length,
+    check_messages,
+    check_ranges,
+    thinking_enabled,
+    tool_specs,
+)
 from ._native_embed import check_texts, resolve_dimension, resolve_spec
 from ._policy import ChatRequest, Plan, text_of
 from ._stream import pieces
@@ -61,6 +67,7 @@ def _chat_request(body: dict[str, Any], stream: bool) -> ChatRequest:
         raise invalid('Either "prompt" or "messages" must exist and cannot both be none', False)
     flat = [dict(m, content=text_of(m)) if isinstance(m, dict) else {} for m in messages]
     check_messages(flat)
+    check_input_length(model, flat)
     params = dict(body)
     if params.get("max_tokens") is None and params.get("max_completion_tokens") is not None:
         params["max_tokens"] = params["max_completion_tokens"]

@@ -106,6 +106,13 @@ def check_messages(messages: list[dict[str, Any]]) -> None:
         )
 
 
+def check_input_length(model: str, messages: list[dict[str, Any]]) -> None:
+    """400 ``Range of input length should be [1, N]`` above the model's context window."""
+    limit = chat_model_spec(model).context_window
+    if sum(count_tokens(text_of(m)) for m in messages) > limit:
+        raise invalid(f"Range of input length should be [1, {limit}]")
+
+
 def tool_specs(params: dict[str, Any]) -> list[dict[str, Any]]:
     tools = params.get("tools") or []
     if not isinstance(tools, list):
@@ -163,6 +170,7 @@ def parse_native_chat(body: Any, stream: bool) -> NativeChat:
     if not isinstance(params, dict):
         raise ApiError(400, "BadRequest.EmptyParameters", "parameters must be an object.")
     messages = _messages(inp)
+    check_input_length(model, messages)
     check_ranges(params, chat_model_spec(model).max_output_tokens)
     tools = tool_specs(params)
     choice = params.get("tool_choice")
