@@ -139,12 +139,13 @@ class PG15Cluster:
         out = subprocess.run(
             [str(PG_BIN / "psql"), "-X", "-e", "-v", "ON_ERROR_STOP=0", self.dsn(user)],
             input=script,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
             timeout=120,
             env={**os.environ, "PAGER": "cat"},
         )
-        return out.stdout + out.stderr
+        return out.stdout
 
 
 _cluster: PG15Cluster | None = None

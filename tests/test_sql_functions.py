@@ -281,7 +281,8 @@ def test_wrong_key_is_a_qw401_error_with_the_code_and_the_region_hint(
             conn.execute("SELECT qwen_pg_badkey.embed('x')")
         err = info.value
         assert err.sqlstate == "QW401"
-        assert "InvalidApiKey" in err.diag.message_primary
+        head = "AuthenticationError: DashScope 401 InvalidApiKey"
+        assert err.diag.message_primary.startswith(head)
         assert "region" in err.diag.message_primary and "region" in err.diag.message_hint
         assert "qwen-pg sql install" in err.diag.message_hint
         assert "sk-wrong-key-123" not in str(err) + str(err.diag.message_detail)

@@ -160,7 +160,9 @@ BEGIN
           USING model, dims;
         GET DIAGNOSTICS filled = ROW_COUNT;
     END IF;
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trigger_name, tbl);
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = tbl AND tgname = trigger_name) THEN
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, tbl);
+    END IF;
     EXECUTE format(
         'CREATE TRIGGER %I BEFORE INSERT OR UPDATE OF %I ON %s FOR EACH ROW '
         'EXECUTE FUNCTION %I.embedding_trigger(%L, %L, %L)',
@@ -177,9 +179,12 @@ END
         "tbl regclass, vector_col name",
         "void",
         """
+DECLARE
+    trigger_name text := left('qwen_pg_sync_' || vector_col, 63);
 BEGIN
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
-                   left('qwen_pg_sync_' || vector_col, 63), tbl);
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = tbl AND tgname = trigger_name) THEN
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, tbl);
+    END IF;
 END
 """,
         language="plpgsql",

@@ -48,6 +48,8 @@ class Plpy(Protocol):
 
     def quote_ident(self, name: str, /) -> str: ...
 
+    Error: type[Exception]
+
 
 # Most specific class first. Class "QW" is ours; the last three digits echo the HTTP status.
 SQLSTATES: tuple[tuple[type[QwenPGError], str], ...] = (
@@ -95,4 +97,26 @@ def raise_pg(plpy: Plpy, exc: QwenPGError) -> NoReturn:
             hint = f"{exc.hint} {_SQL_HINT}"
     elif isinstance(exc, ConfigurationError):
         hint = _SQL_HINT
-    plpy.error(str(exc), detail=detail, hint=hint, sqlstate=sqlstate_for(exc))
+    error = _error_class(plpy, type(exc).__name__)(str(exc))
+    # PL/Python reads these attributes of a plpy.Error into the PostgreSQL error
+    error.sqlstate = sqlstate_for(exc)  # type: ignore[attr-defined]
+    error.detail = detail  # type: ignore[attr-defined]
+    error.hint = hint  # type: ignore[attr-defined]
+    raise error from None
+
+
+_ERROR_CLASSES: dict[str, type[Exception]] = {}
+
+
+def _error_class(plpy: Plpy, name: str) -> type[Exception]:
+    """A ``plpy.Error`` subclass named like the package's error.
+
+    PL/Python prefixes the message with the exception's ``module.name``; in module ``builtins``
+    the prefix is just the name, so the error reads ``AuthenticationError: DashScope 401
+    InvalidApiKey: ...`` instead of ``plpy.Error: ...``.
+    """
+    cls = _ERROR_CLASSES.get(name)
+    if cls is None or not issubclass(cls, plpy.Error):
+        cls = type(name, (plpy.Error,), {"__module__": "builtins"})
+        _ERROR_CLASSES[name] = cls
+    return cls
