@@ -101,11 +101,27 @@ def test_ask_streams_the_answer_then_lists_sources(
     dashscope_emulator.clear_requests()
     code, out, err = _run(capsys, *base, "ask", "Which indexes does pgvector support?")
     assert code == 0, err
+    assert "[system]" not in out  # the prompt only with --show-prompt
     answer, _, sources = out.partition("sources")
     assert "pgvector supports HNSW and IVFFlat indexes" in answer  # grounded in the chunk
     assert "pgvector.md" in sources
     generation = [r for r in dashscope_emulator.requests if r.endpoint == "generation"]
     assert len(generation) == 1 and generation[0].stream
+
+    code, out, _ = _run(capsys, *base, "ask", "pgvector 有哪些索引？", "--show-prompt")
+    flat = "".join(ch for ch in out if not ch.isspace() and ch != "│")  # undo the panel's wrapping
+    assert "[system]" in flat and "请用中文回答" in flat and "问题：pgvector有哪些索引？" in flat
+
+
+def test_ask_on_an_empty_table_says_to_ingest_first(
+    dashscope_emulator: DashScopeEmulator,
+    pg_dsn: str,
+    table_name: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = _run(capsys, "--dsn", pg_dsn, "--table", table_name, "ask", "What is pgvector?")
+    flat = " ".join(out.split())
+    assert code == 0 and "has no chunks yet" in flat and "qwen-pg ingest PATH" in flat
 
 
 def test_ask_with_nothing_above_threshold_does_not_call_the_model(
@@ -139,6 +155,8 @@ def test_search_ranks_chunks_with_scores(
     assert "polardb.txt" in rows[0]
     scores = [float(r.split("│")[2].strip().rstrip(" <")) for r in rows if r.split("│")[2].strip()]
     assert scores == sorted(scores, reverse=True) and len(scores) == 2
+    code, out, _ = _run(capsys, *base, "search", "HNSW 只读节点", "--mode", "hybrid")
+    assert code == 0 and "hybrid search" in out and "polardb.txt" in out
 
 
 def test_status_shows_versions_tables_rows_and_index(

@@ -139,7 +139,12 @@ def stream_answer(
             result = event.result
     write("\n")
     assert result is not None
-    if result.no_context:
+    if not result.retrieved:
+        console.print(
+            f"[yellow]table {kb.store.table_name} has no chunks yet: run "
+            "`qwen-pg ingest PATH` first.[/]"
+        )
+    elif result.no_context:
         called = "the model was asked anyway" if result.model_called else "Qwen was not called"
         console.print(
             f"[yellow]no chunk reached the threshold ({kb.config.score_threshold}); {called}.[/]"
