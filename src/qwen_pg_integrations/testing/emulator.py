@@ -66,8 +66,11 @@ from __future__ import annotations
 import threading
 from typing import Any, Literal
 
+from ._compat import answer_compat
 from ._embed import embed_texts
-from ._policy import default_plan, finalize, plan_from_script
+from ._native_chat import parse_native_chat, render_body, render_events
+from ._native_embed import embed_response, parse_embedding
+from ._policy import ChatRequest, Plan, default_plan, finalize, plan_from_script
 from ._records import RecordedRequest, RequestLog
 from ._server import EmulatorServer, _Handler
 from ._wire import ApiError
@@ -277,17 +280,11 @@ class DashScopeEmulator:
     def _answer(self, handler: _Handler, body: Any, fault: Fault | None) -> None:
         rec = handler.record
         if rec.protocol == "openai":
-            from ._compat import answer_compat
-
             answer_compat(self, handler, body, fault)
             return
         if rec.endpoint == "embedding":
-            from ._native_embed import embed_response, parse_embedding
-
             handler.send_json(200, embed_response(parse_embedding(body), rec.request_id))
             return
-        from ._native_chat import parse_native_chat, render_body, render_events
-
         call = parse_native_chat(body, rec.stream)
         plan = self._plan(call.req)
         if not rec.stream:
@@ -296,7 +293,7 @@ class DashScopeEmulator:
         size = plan.chunk_size or self.chunk_size
         handler.stream_native(render_events(plan, call, rec.request_id, size), fault)
 
-    def _plan(self, req: Any) -> Any:
+    def _plan(self, req: ChatRequest) -> Plan:
         scripted = self._scripts.take(req.model)
         if scripted is None:
             return finalize(default_plan(req), req)
