@@ -117,8 +117,10 @@ def print_status(args: argparse.Namespace, console: Console) -> None:
         )
     table = Table(title="collections", title_justify="left")
     for col in ("table", "rows", "size", "embedding model", "dim", "distance", "vector index"):
-        justify = "right" if col in ("rows", "dim") else "left"
-        table.add_column(col, justify=justify, overflow="fold")
+        if col in ("rows", "dim"):
+            table.add_column(col, justify="right", overflow="fold")
+        else:
+            table.add_column(col, overflow="fold")
     for c in status["collections"]:
         table.add_row(
             c["table"],
