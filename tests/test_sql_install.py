@@ -210,7 +210,8 @@ def test_cli_install_status_uninstall_with_a_quoted_schema_name(
     monkeypatch.setenv("DASHSCOPE_API_KEY", emu.api_key)
     schema = "AI Funcs"
     common = ["--dsn", dsn, "--schema", schema]
-    assert main(["install", *common, "--base-url", emu.base_url, "--chat-model", "qwen-max"]) == 0
+    options = ["--base-url", emu.base_url, "--chat-model", "qwen-max", "--timeout", "20"]
+    assert main(["install", *common, *options, "--max-retries", "1"]) == 0
     out = capsys.readouterr().out
     assert "installed schema AI Funcs" in out and "embeddings as vector" in out
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -223,5 +224,6 @@ def test_cli_install_status_uninstall_with_a_quoted_schema_name(
     assert main(["status", *common]) == 0
     out = capsys.readouterr().out
     assert '"api_key": "set"' in out and emu.api_key not in out
+    assert '"timeout": "20.0"' in out and '"max_retries": "1"' in out
     assert main(["uninstall", *common]) == 0
     assert "removed schema AI Funcs" in capsys.readouterr().out

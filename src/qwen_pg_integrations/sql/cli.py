@@ -43,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ROLE",
         help="role allowed to call the functions (repeatable; default PUBLIC)",
     )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds per DashScope call in the server (60)"
+    )
+    parser.add_argument(
+        "--max-retries", type=int, default=3, help="retries on throttling/5xx/timeouts (3)"
+    )
     if not any(a.dest == "dsn" for a in parser._actions):
         parser.add_argument("--dsn", default=None, help="database (default QWEN_PG_DSN)")
 
@@ -67,6 +73,8 @@ def run(args: argparse.Namespace, dsn: str | None = None) -> str:
             chat_model=args.chat_model,
             python_path=args.python_path,
             grant_to=tuple(args.grant_to or ("PUBLIC",)),
+            max_retries=args.max_retries,
+            timeout=args.timeout,
         )
         return (
             f"installed schema {report.schema} (embeddings as {report.vector_type}; server "
