@@ -227,3 +227,25 @@ def test_cli_install_status_uninstall_with_a_quoted_schema_name(
     assert '"timeout": "20.0"' in out and '"max_retries": "1"' in out
     assert main(["uninstall", *common]) == 0
     assert "removed schema AI Funcs" in capsys.readouterr().out
+
+
+def test_without_pgvector_embed_returns_real_arrays(pg15: PG15Cluster, emu: Any, dsn: str):
+    from qwen_pg_integrations.dashscope import EmbeddingClient
+
+    report = install(dsn, api_key=emu.api_key, base_url=emu.base_url, use_pgvector=False)
+    assert report.vector_type == "real[]" and report.created_extensions == ("plpython3u",)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        kind, values = conn.execute(
+            "SELECT pg_typeof(qwen_pg.embed('hello')), qwen_pg.embed('hello')"
+        ).fetchone()
+        assert kind == "real[]"
+        expected = EmbeddingClient(api_key=emu.api_key, base_url=emu.base_url).embed_documents(
+            ["hello"]
+        )[0]
+        assert values == pytest.approx(expected, rel=1e-6, abs=1e-7)  # float4 storage
+        dims, middle = conn.execute(
+            "SELECT array_dims(e), e[2:2][1:3] FROM qwen_pg.embed(ARRAY['a', NULL, 'b']) e"
+        ).fetchone()
+        assert dims == "[1:3][1:1024]" and middle == [[None, None, None]]
+        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'"
+                            ).fetchone() == (0,)  # fmt: skip

@@ -207,6 +207,7 @@ def install(
     chat_model: str | None = None,
     python_path: Sequence[str] | None = None,
     grant_to: Sequence[str] = ("PUBLIC",),
+    use_pgvector: bool = True,
     max_retries: int = 3,
     timeout: float = 60.0,
 ) -> InstallReport:
@@ -232,6 +233,8 @@ def install(
             Python version only).
         grant_to: roles given USAGE on the schema and EXECUTE on the public functions
             (``"PUBLIC"`` = every role). They can spend the key, never read it.
+        use_pgvector: return ``vector`` (creating pgvector when the server has it); ``False``
+            returns ``real[]`` even where pgvector exists.
         max_retries: DashScope retries (429, 5xx, timeouts) inside the server.
         timeout: seconds per DashScope call inside the server.
 
@@ -263,7 +266,7 @@ def install(
         created: list[str] = []
         if _require_plpython(conn):
             created.append("plpython3u")
-        vector_schema, vector_created = _ensure_vector(conn)
+        vector_schema, vector_created = _ensure_vector(conn) if use_pgvector else (None, False)
         if vector_created:
             created.append("vector")
         previous = _previous_config(conn, schema)

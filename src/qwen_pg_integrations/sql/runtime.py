@@ -193,7 +193,10 @@ def embed_many(
     *,
     as_text: bool,
 ) -> list[Any] | None:
-    """``embed(text[])``: one vector per element, in order, batched by the model's limits."""
+    """``embed(text[])``: one vector per element, in order, batched by the model's limits.
+
+    ``vector[]`` with pgvector (NULL for a NULL text), else a 2-D ``real[]``.
+    """
     if texts is None:
         return None
     present = [i for i, t in enumerate(texts) if t is not None]
@@ -204,6 +207,9 @@ def embed_many(
     out: list[Any] = [None] * len(texts)
     for i, vector in zip(present, vectors, strict=True):
         out[i] = format_vector(vector) if as_text else vector
+    if not as_text and vectors:
+        # real[][] cannot hold a NULL row: a NULL text gets a row of NULLs
+        out = [row if row is not None else [None] * len(vectors[0]) for row in out]
     return out
 
 
