@@ -109,3 +109,14 @@ def test_json_schema_refused_on_a_model_known_to_lack_it() -> None:
         ChatQwen(api_key="sk-unit", model="qwen-max").with_structured_output(
             Answer, method="json_schema"
         )
+
+
+def test_missing_key_is_a_typed_error_before_any_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qwen_pg_integrations.errors import MissingAPIKeyError
+    from qwen_pg_integrations.langchain import DashScopeEmbeddings
+
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    with pytest.raises(MissingAPIKeyError):
+        ChatQwen(base_url=_UNREACHABLE, max_retries=0).invoke("hi")
+    with pytest.raises(MissingAPIKeyError):
+        DashScopeEmbeddings(base_url=_UNREACHABLE, max_retries=0).embed_query("hi")
