@@ -249,3 +249,14 @@ def test_without_pgvector_embed_returns_real_arrays(pg15: PG15Cluster, emu: Any,
         assert dims == "[1:3][1:1024]" and middle == [[None, None, None]]
         assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'"
                             ).fetchone() == (0,)  # fmt: skip
+
+
+def test_install_keeps_the_key_out_of_the_server_log(pg15: PG15Cluster, emu: Any, dsn: str):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE \"{_dbname(dsn)}\" SET log_statement = 'all'")
+        conn.execute(f'ALTER DATABASE "{_dbname(dsn)}" SET log_min_duration_statement = 0')
+    secret = "sk-never-in-the-log-4711"
+    install(dsn, api_key=secret, base_url=emu.base_url)
+    log = pg15.log.read_text(errors="replace")
+    assert "CREATE SCHEMA IF NOT EXISTS" in log  # statements of the install were logged...
+    assert secret not in log  # ...but not the key

@@ -166,6 +166,19 @@ def _previous_config(conn: psycopg.Connection[Any], schema: str) -> dict[str, st
     return {str(k): str(v) for k, v in rows}
 
 
+def _quiet_logging(conn: psycopg.Connection[Any]) -> None:
+    """Keep the key's INSERT out of the server log for this transaction.
+
+    ``log_statement = 'all'`` or ``log_min_duration_statement`` would log the bound parameters,
+    key included. (Extensions such as pgaudit have their own settings.)
+    """
+    conn.execute("SET LOCAL log_statement = 'none'")
+    conn.execute("SET LOCAL log_min_duration_statement = -1")
+    version = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
+    if version and version[0] >= 130000:
+        conn.execute("SET LOCAL log_parameter_max_length = 0")
+
+
 def _selftest(
     conn: psycopg.Connection[Any], schema: str, paths: Sequence[str], explicit: bool
 ) -> dict[str, Any]:
@@ -298,6 +311,7 @@ def install(
             "package_version": __version__,
         }
         table = sql.Identifier(schema, "config")
+        _quiet_logging(conn)
         conn.execute(sql.SQL("DELETE FROM {}").format(table))
         with conn.cursor() as cur:
             cur.executemany(
