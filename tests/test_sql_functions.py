@@ -290,3 +290,24 @@ def test_wrong_key_is_a_qw401_error_with_the_code_and_the_region_hint(
             conn.execute("SELECT qwen_pg_badkey.chat(NULL, 'x')")
         assert info.value.sqlstate == "QW401"
     assert len(emu.requests) == 2  # a 401 is not retried
+
+
+def test_rag_and_trigger_work_on_halfvec_columns(db: Any, emu: Any):
+    db.execute(
+        "CREATE TABLE wide (id text PRIMARY KEY, content text NOT NULL,"
+        " metadata jsonb NOT NULL DEFAULT '{}', embedding halfvec(2048), content_tsv tsvector)"
+    )
+    db.execute("SELECT qwen_pg.sync_embedding('wide', 'content', 'embedding')")
+    db.execute(
+        "INSERT INTO wide (id, content) VALUES ('a', 'Halfvec stores half precision vectors.'),"
+        " ('b', 'Bananas are yellow.')"
+    )
+    assert db.execute("SELECT vector_dims(embedding) FROM wide WHERE id = 'a'").fetchone() == (
+        2048,
+    )
+    emu.clear_requests()
+    answer, sources, _ = db.execute(
+        "SELECT * FROM qwen_pg.rag('Halfvec stores which precision vectors?', 'wide', 2, 0.2)"
+    ).fetchone()
+    assert sources[0]["id"] == "a" and "half precision" in answer
+    assert emu.requests[0].body["parameters"]["dimension"] == 2048
