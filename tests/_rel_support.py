@@ -9,6 +9,7 @@ scenario to it (``docs/reliability.md`` is written from the last run's lines).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -27,12 +28,59 @@ import psycopg
 
 from qwen_pg_integrations.testing import DashScopeEmulator, Fault
 
-WORDS = (
-    "postgres vector index search embedding table query chunk model answer cluster replica "
-    "storage memory latency throughput backup restore schema column filter metadata region "
-    "tenant quota token stream retry timeout network socket driver pool session commit"
-).split()
-ZH = "向量 检索 数据库 索引 模型 问答 知识 文档 分片 延迟 吞吐 备份 恢复 集群".split()
+WORDS = [
+    "postgres",
+    "vector",
+    "index",
+    "search",
+    "embedding",
+    "table",
+    "query",
+    "chunk",
+    "model",
+    "answer",
+    "cluster",
+    "replica",
+    "storage",
+    "memory",
+    "latency",
+    "throughput",
+    "backup",
+    "restore",
+    "schema",
+    "column",
+    "filter",
+    "metadata",
+    "region",
+    "tenant",
+    "quota",
+    "token",
+    "stream",
+    "retry",
+    "timeout",
+    "network",
+    "socket",
+    "driver",
+    "pool",
+    "session",
+    "commit",
+]
+ZH = [
+    "向量",
+    "检索",
+    "数据库",
+    "索引",
+    "模型",
+    "问答",
+    "知识",
+    "文档",
+    "分片",
+    "延迟",
+    "吞吐",
+    "备份",
+    "恢复",
+    "集群",
+]
 
 
 def paragraph(file_no: int, chunk_no: int, size: int = 300) -> str:
@@ -236,10 +284,8 @@ def dedicated_server() -> Iterator[DedicatedServer]:
         yield DedicatedServer(server, pgdata, str(server.get_uri()))
     finally:
         close_pools_under(str(server.get_uri()))
-        try:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):  # stopped by a test
             server.cleanup()
-        except (subprocess.SubprocessError, OSError):  # already stopped by a test
-            pass
 
 
 def close_pools_under(dsn_prefix: str) -> None:

@@ -17,6 +17,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from _rel_support import (
+    FAULT_KINDS,
+    PASS,
+    embed_log,
+    paragraph,
+    record_figures,
+    schedule_faults,
+    write_corpus,
+)
 from qwen_pg_integrations.dashscope import DashScopeClient, EmbeddingClient
 from qwen_pg_integrations.errors import (
     APIConnectionError,
@@ -29,16 +38,6 @@ from qwen_pg_integrations.ingest import chunk_id, source_key
 from qwen_pg_integrations.pg import PGStore
 from qwen_pg_integrations.rag.knowledge_base import KnowledgeBase
 from qwen_pg_integrations.testing import DashScopeEmulator, Fault
-
-from _rel_support import (
-    FAULT_KINDS,
-    PASS,
-    embed_log,
-    paragraph,
-    record_figures,
-    schedule_faults,
-    write_corpus,
-)
 
 MODEL = "text-embedding-v4"
 DIM = 128
