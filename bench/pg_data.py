@@ -1,10 +1,11 @@
 """Deterministic benchmark data: documents with precomputed, normalised embeddings.
 
 Every system in ``bench_pg.py`` gets exactly the same rows: the same ids (UUID strings, because
-langchain-postgres v2 accepts nothing else), texts, metadata and vectors (``list[float]``, the
-shape an embedding client returns).  The vectors are clustered (centroids plus noise) so an HNSW
-graph behaves as it does on real embeddings; the metadata ``category`` is independent of the
-clusters, so a filter on it is a real post-filter for an approximate index.
+langchain-postgres v2 accepts nothing else), texts (half English, half Chinese), metadata and
+vectors (``list[float]``, the shape an embedding client returns).  The vectors are clustered
+(centroids plus noise) so an HNSW graph behaves as it does on real embeddings; the metadata
+``category`` is independent of the clusters, so a filter on it is a real post-filter for an
+approximate index.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ WORDS = [
     *("postgres", "vector", "index", "query", "embedding", "qwen", "model", "table", "search"),
     *("filter", "document", "chunk", "answer", "context", "metadata", "store", "memory"),
     *("latency", "cluster", "graph", "neighbour", "distance", "cosine"),
+]
+WORDS_ZH = [
+    *("向量", "检索", "数据库", "通义千问", "模型", "索引", "查询", "文档", "元数据", "过滤"),
+    *("相似度", "嵌入", "知识库", "回答", "上下文", "阿里云", "云原生", "延迟", "内存", "聚类"),
 ]
 
 
@@ -66,9 +71,10 @@ def doc_id(i: int) -> str:
 
 
 def doc_text(i: int, rng: np.random.Generator) -> str:
-    """A short pseudo-sentence for row ``i``."""
-    words = rng.choice(WORDS, size=24)
-    return f"document {i}: " + " ".join(str(w) for w in words)
+    """A short pseudo-sentence for row ``i``: English for even rows, Chinese for odd rows."""
+    if i % 2:
+        return f"文档 {i}：" + "".join(str(w) for w in rng.choice(WORDS_ZH, size=24)) + "。"
+    return f"document {i}: " + " ".join(str(w) for w in rng.choice(WORDS, size=24))
 
 
 def doc_metadata(i: int) -> dict[str, object]:

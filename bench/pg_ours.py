@@ -1,41 +1,116 @@
-"""Our store: the framework-free core and the LangChain ``PGVectorStore`` over it.
-
-Filled in against the store's API (see /work/coord/PG_CORE_API.md); until the store lands these
-runners raise ``Skip`` and the benchmark reports them as not available.
-"""
+"""Our store: the framework-free core (``PGStore``) and the LangChain ``PGVectorStore`` over it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pg_common import ServerInfo, Skip
+from pg_common import HNSW_EF_CONSTRUCTION, HNSW_M, NoEmbeddings, ServerInfo, Skip
 from pg_data import Dataset
 
 
+def _core() -> Any:
+    try:
+        from qwen_pg_integrations import pg
+    except ImportError as exc:  # pragma: no cover - depends on the checkout
+        raise Skip(f"qwen_pg_integrations.pg not importable ({exc})") from exc
+    if not hasattr(pg, "PGStore"):
+        raise Skip("qwen_pg_integrations.pg.PGStore has not landed yet")
+    return pg
+
+
 class OursCore:
-    """``qwen_pg_integrations.pg`` store core, bulk add path."""
+    """``qwen_pg_integrations.pg.PGStore``: ``add(records)`` (COPY + upsert) and ``search``."""
 
     name = "ours: pg core"
     tables: ClassVar[list[str]] = ["bench_ours_core"]
 
     def __init__(self, server: ServerInfo) -> None:
-        raise Skip("the store core has not landed yet")
+        self._pg = _core()
+        self._dsn = server.dsn
+        self._store: Any = None
 
-    def setup(self, data: Dataset) -> None: ...
-    def ingest(self, data: Dataset) -> None: ...
-    def build_index(self) -> None: ...
+    def setup(self, data: Dataset) -> None:
+        pg = self._pg
+        self._store = pg.PGStore(
+            self._dsn, table_name=self.tables[0], dimension=data.dim, distance="cosine"
+        )
+        self._store.drop()
+        self._store = pg.PGStore(
+            self._dsn, table_name=self.tables[0], dimension=data.dim, distance="cosine"
+        )
+        self._store.setup()
+
+    def ingest(self, data: Dataset) -> None:
+        record = self._pg.Record
+        vectors = data.embeddings()
+        self._store.add(
+            record(id=data.ids[i], content=data.texts[i], metadata=data.metadatas[i], embedding=v)
+            for i, v in enumerate(vectors)
+        )
+
+    def build_index(self) -> None:
+        self._store.create_index("hnsw", m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
+
     def query(self, vector: list[float], k: int, category: str | None) -> list[str]:
-        return []
+        flt = {"category": category} if category is not None else None
+        return [str(h.record.id) for h in self._store.search(vector, k=k, filter=flt)]
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
 
-class OursLangChain(OursCore):
-    """``qwen_pg_integrations.langchain.PGVectorStore.add_embeddings`` / ``similarity_search``."""
+class OursLangChain:
+    """``qwen_pg_integrations.langchain.PGVectorStore``: ``add_embeddings`` and
+    ``similarity_search_by_vector``."""
 
     name = "ours: LangChain PGVectorStore"
     tables: ClassVar[list[str]] = ["bench_ours_lc"]
+
+    def __init__(self, server: ServerInfo) -> None:
+        _core()
+        try:
+            from qwen_pg_integrations.langchain import PGVectorStore
+        except ImportError as exc:
+            raise Skip(
+                f"qwen_pg_integrations.langchain.PGVectorStore not available ({exc})"
+            ) from exc
+        self._cls = PGVectorStore
+        self._dsn = server.dsn
+        self._store: Any = None
+
+    def setup(self, data: Dataset) -> None:
+        from qwen_pg_integrations.pg import PGStore
+
+        old = PGStore(self._dsn, table_name=self.tables[0], dimension=data.dim)
+        old.drop()
+        old.close()
+        self._store = self._cls(
+            NoEmbeddings(),
+            connection=self._dsn,
+            table_name=self.tables[0],
+            embedding_dimension=data.dim,
+        )
+
+    def ingest(self, data: Dataset) -> None:
+        self._store.add_embeddings(
+            texts=data.texts, embeddings=data.embeddings(), metadatas=data.metadatas, ids=data.ids
+        )
+
+    def build_index(self) -> None:
+        self._store.create_index("hnsw", m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
+
+    def query(self, vector: list[float], k: int, category: str | None) -> list[str]:
+        flt = {"category": category} if category is not None else None
+        docs = self._store.similarity_search_by_vector(vector, k=k, filter=flt)
+        return [str(d.id) for d in docs]
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.store.close()
+            self._store = None
 
 
 OURS = (OursCore, OursLangChain)
@@ -44,5 +119,15 @@ OURS = (OursCore, OursLangChain)
 def streaming_ingest(
     dsn: str, table: str, dim: int, docs: Iterator[tuple[str, str, dict[str, object], list[float]]]
 ) -> Callable[[], None]:
-    """Prepare an ingest of ``docs`` through our store; the returned callable does the work."""
-    raise Skip("the store core has not landed yet")
+    """Prepare an ingest of ``docs`` through ``PGStore.add``; the returned callable runs it."""
+    pg = _core()
+    store = pg.PGStore(dsn, table_name=table, dimension=dim)
+    store.drop()
+    store = pg.PGStore(dsn, table_name=table, dimension=dim)
+    store.setup()
+
+    def run() -> None:
+        store.add(pg.Record(id=i, content=t, metadata=m, embedding=v) for i, t, m, v in docs)
+        store.close()
+
+    return run
