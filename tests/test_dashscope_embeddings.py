@@ -11,6 +11,7 @@ import pytest
 
 from qwen_pg_integrations.dashscope import DashScopeClient, EmbeddingClient
 from qwen_pg_integrations.errors import (
+    ConfigurationError,
     InvalidDimensionError,
     InvalidInputError,
     RateLimitError,
@@ -228,7 +229,7 @@ def test_async_path_sends_the_same_request_as_the_sdk(
 
 
 def test_batch_size_cannot_exceed_the_model_limit(dashscope_emulator: DashScopeEmulator) -> None:
-    with pytest.raises(ValueError, match="between 1 and 10"):
+    with pytest.raises(ConfigurationError, match="between 1 and 10"):
         emb(dashscope_emulator, "text-embedding-v4", batch_size=25)
     emb(dashscope_emulator, "text-embedding-v4", batch_size=4).embed(texts(9))
     assert batch_sizes(dashscope_emulator) == [4, 4, 1]

@@ -20,11 +20,16 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Literal
 
-from ..errors import BadRequestError, InvalidInputError
+from ..errors import BadRequestError, ConfigurationError, InvalidInputError
 from ..types import EmbeddingResult
 from . import _aio
 from .client import DashScopeClient
-from .models import DEFAULT_EMBEDDING_MODEL, EmbeddingModelSpec, embedding_model_spec
+from .models import (
+    DEFAULT_EMBEDDING_CONCURRENCY,
+    DEFAULT_EMBEDDING_MODEL,
+    EmbeddingModelSpec,
+    embedding_model_spec,
+)
 
 __all__ = ["EmbeddingClient", "TextType"]
 
@@ -67,7 +72,7 @@ class EmbeddingClient:
         *,
         dimensions: int | None = None,
         client: DashScopeClient | None = None,
-        max_concurrency: int = 4,
+        max_concurrency: int = DEFAULT_EMBEDDING_CONCURRENCY,
         batch_size: int | None = None,
         check_length: bool = True,
         **client_kwargs: Any,
@@ -81,9 +86,9 @@ class EmbeddingClient:
         # v3/v4: always sent, so a change of the service default cannot change stored vectors
         self._send_dimension = self.spec.supports_dimension_param
         if max_concurrency < 1:
-            raise ValueError("max_concurrency must be >= 1")
+            raise ConfigurationError(f"max_concurrency must be >= 1, got {max_concurrency}.")
         if batch_size is not None and not 1 <= batch_size <= self.spec.max_batch:
-            raise ValueError(
+            raise ConfigurationError(
                 f"batch_size must be between 1 and {self.spec.max_batch} for {self.spec.name}"
             )
         self.batch_size = batch_size or self.spec.max_batch

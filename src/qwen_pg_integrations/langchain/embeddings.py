@@ -14,7 +14,7 @@ from langchain_core.utils import from_env, secret_from_env
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
 from ..dashscope.embeddings import EmbeddingClient, TextType
-from ..dashscope.models import DEFAULT_EMBEDDING_MODEL
+from ..dashscope.models import DEFAULT_EMBEDDING_CONCURRENCY, DEFAULT_EMBEDDING_MODEL
 from ..types import EmbeddingResult
 
 __all__ = ["DashScopeEmbeddings"]
@@ -71,7 +71,7 @@ class DashScopeEmbeddings(BaseModel, Embeddings):
     """Retries on 429, 5xx, timeouts and dropped connections (never on other 4xx)."""
     timeout: float = 60.0
     """Seconds to wait for one call."""
-    max_concurrency: int = 10
+    max_concurrency: int = DEFAULT_EMBEDDING_CONCURRENCY
     """Batches in flight at once. DashScope takes only 10 texts per call on v3/v4, so one
     document list is many small calls; quotas count requests per minute, and a 429 is retried
     with backoff, so lower this if throttling shows up."""

@@ -12,6 +12,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 
 from ..dashscope import DEFAULT_EMBEDDING_MODEL, EmbeddingClient
+from ..dashscope.models import DEFAULT_EMBEDDING_CONCURRENCY
 
 __all__ = ["DashScopeEmbedding"]
 
@@ -53,7 +54,9 @@ class DashScopeEmbedding(BaseEmbedding):
     workspace: str | None = Field(default=None, description="DashScope workspace id.")
     max_retries: int = Field(default=3, ge=0)
     timeout: float = Field(default=60.0, gt=0)
-    max_concurrency: int = Field(default=4, gt=0, description="Concurrent requests per call.")
+    max_concurrency: int = Field(
+        default=DEFAULT_EMBEDDING_CONCURRENCY, gt=0, description="Concurrent requests per call."
+    )
 
     _client: EmbeddingClient = PrivateAttr()
 
