@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["DEMO_QUESTIONS", "EMULATOR_THRESHOLD", "run_demo"]
 
 DEMO_QUESTIONS = (
-    "pgvector 支持哪些向量索引？HNSW 和 IVFFlat 怎么选？",
+    "pgvector 的 HNSW 和 IVFFlat 索引应该怎么选择？",
     "How does PolarDB separate compute from storage?",
-    "Which text_type should I use when embedding a user's question?",
+    "What text_type should a user's question be embedded with?",
     "今天北京的天气怎么样？",  # not in the corpus: the "nothing found" answer
 )
 FOLLOW_UP = ("How does PolarDB separate compute from storage?", "How fast can it add read nodes?")
