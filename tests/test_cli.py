@@ -88,6 +88,13 @@ def test_ingest_twice_skips_unchanged_then_replaces_a_changed_file(
     code, out, _ = _run(capsys, *base, "search", "halfvec", "--mode", "text")
     assert "halfvec" in out and "HNSW gives better recall" not in out
 
+    (docs / "qwen.html").unlink()
+    code, out, _ = _run(capsys, *base, "ingest", str(docs), "--chunk-size", "60", "--prune")
+    files, _, new, _, deleted = _summary(out)
+    assert (files, new) == (2, 0) and deleted >= 1
+    code, out, _ = _run(capsys, *base, "search", "Qwen models answer", "--mode", "text")
+    assert "qwen.html" not in out
+
 
 def test_ask_streams_the_answer_then_lists_sources(
     dashscope_emulator: DashScopeEmulator,

@@ -42,6 +42,17 @@ class MemorySink:
             del self.rows[i]
         return len(stale)
 
+    def delete_missing(self, folder: str, keep_sources: Sequence[str]) -> int:
+        gone = [
+            i
+            for i, c in self.rows.items()
+            if c.metadata["source"].startswith(folder + "/")
+            and c.metadata["source"] not in keep_sources
+        ]
+        for i in gone:
+            del self.rows[i]
+        return len(gone)
+
 
 def test_chinese_text_is_split_at_sentence_ends_and_keeps_the_punctuation() -> None:
     text = "第一句话讲的是向量。" * 30 + "第二部分讲索引！" * 30
@@ -154,3 +165,17 @@ def test_bundled_corpus_is_bilingual_and_splits() -> None:
     chunks = [c for f in files for c in load_and_split(f)]
     assert len(chunks) >= len(files)
     assert any("向量" in c.content for c in chunks) and any("HNSW" in c.content for c in chunks)
+
+
+def test_prune_deletes_chunks_of_files_gone_from_the_folder(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.md", tmp_path / "b.md"
+    a.write_text("Alpha.")
+    b.write_text("Beta.")
+    sink = MemorySink()
+    ingest_files(discover([tmp_path]), sink)
+    b.unlink()
+    kept = ingest_files(discover([tmp_path]), sink)  # without prune b's chunk stays
+    assert kept.deleted == 0 and len(sink.rows) == 2
+    pruned = ingest_files(discover([tmp_path]), sink, prune=[tmp_path])
+    assert pruned.deleted == 1
+    assert [c.content for c in sink.rows.values()] == ["Alpha."]

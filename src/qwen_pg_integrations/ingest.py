@@ -98,6 +98,10 @@ class ChunkSink(Protocol):
         """Delete the chunks of ``source`` whose id is not in ``keep``; return how many."""
         ...
 
+    def delete_missing(self, folder: str, keep_sources: Sequence[str]) -> int:
+        """Delete chunks of files under ``folder`` whose source is not in ``keep_sources``."""
+        ...
+
 
 @dataclass
 class IngestSummary:
@@ -284,11 +288,14 @@ def ingest_files(
     *,
     splitter: TextSplitter | None = None,
     on_file: Callable[[Path, FilePlan], None] | None = None,
+    prune: Sequence[Path] = (),
 ) -> IngestSummary:
     """Split each file and bring the sink up to date with it; return the counts.
 
     New chunks are added before stale ones are deleted, so a failure midway never leaves a file
     with fewer chunks than before. ``on_file`` is called after each file (progress bars).
+    ``prune``: folders whose stored files that no longer exist lose their chunks (counted in
+    ``deleted``).
     """
     splitter = splitter or make_splitter()
     summary = IngestSummary()
@@ -307,5 +314,8 @@ def ingest_files(
         summary.deleted += plan.deleted
         if on_file is not None:
             on_file(path, plan)
+    sources = [source_key(p) for p in paths]
+    for folder in prune:
+        summary.deleted += sink.delete_missing(source_key(folder), sources)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
     p.add_argument("--chunk-size", type=int, default=None, help="characters per chunk (500)")
     p.add_argument("--chunk-overlap", type=int, default=None, help="overlap in characters (50)")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="also delete the chunks of files that were under the given folders but are gone",
+    )
     p.add_argument("--index", choices=("hnsw", "ivfflat", "none"), default="hnsw",
                    help="vector index to make sure exists afterwards (default hnsw)")  # fmt: skip
 

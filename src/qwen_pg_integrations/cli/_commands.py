@@ -70,6 +70,7 @@ def run_ingest(
     index: str = "hnsw",
     chunk_size: int | None = None,
     chunk_overlap: int | None = None,
+    prune: bool = False,
 ) -> IngestSummary:
     """Ingest with a progress bar, make sure the index exists, print the summary."""
     from ..ingest import discover
@@ -90,7 +91,11 @@ def run_ingest(
             progress.update(task, advance=1, description=f"ingested {path.name}")
 
         summary = kb.ingest(
-            files, chunk_size=chunk_size, chunk_overlap=chunk_overlap, on_file=on_file
+            paths if prune else files,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            on_file=on_file,
+            prune=prune,
         )
         progress.update(task, description="ingested")
     if index != "none":
@@ -111,6 +116,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             index=args.index,
             chunk_size=args.chunk_size,
             chunk_overlap=args.chunk_overlap,
+            prune=args.prune,
         )
     finally:
         kb.close()

@@ -113,6 +113,18 @@ class KnowledgeBase:
             filter={"$and": [{"source": source}, {"chunk_id": {"$nin": list(keep)}}]}
         )
 
+    def delete_missing(self, folder: str, keep_sources: Sequence[str]) -> int:
+        """Delete the chunks of files under ``folder`` that are not in ``keep_sources``."""
+        escaped = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return self.store.delete(
+            filter={
+                "$and": [
+                    {"source": {"$like": escaped.rstrip("/") + "/%"}},
+                    {"source": {"$nin": list(keep_sources)}},
+                ]
+            }
+        )
+
     def ingest(
         self,
         paths: Sequence[str | Path],
@@ -120,8 +132,13 @@ class KnowledgeBase:
         chunk_size: int | None = None,
         chunk_overlap: int | None = None,
         on_file: Callable[[Path, FilePlan], None] | None = None,
+        prune: bool = False,
     ) -> IngestSummary:
-        """Split, embed and store the files under ``paths``; unchanged chunks are skipped."""
+        """Split, embed and store the files under ``paths``; unchanged chunks are skipped.
+
+        With ``prune``, chunks of files that were under a given folder but no longer exist
+        are deleted too.
+        """
         from ..ingest import (
             DEFAULT_CHUNK_OVERLAP,
             DEFAULT_CHUNK_SIZE,
@@ -134,7 +151,10 @@ class KnowledgeBase:
             chunk_size or DEFAULT_CHUNK_SIZE,
             DEFAULT_CHUNK_OVERLAP if chunk_overlap is None else chunk_overlap,
         )
-        return ingest_files(discover(paths), self, splitter=splitter, on_file=on_file)
+        folders = [Path(p) for p in paths if Path(p).is_dir()] if prune else []
+        return ingest_files(
+            discover(paths), self, splitter=splitter, on_file=on_file, prune=folders
+        )
 
     # --- search and answer -----------------------------------------------------------------------
 
