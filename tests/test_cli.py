@@ -54,6 +54,10 @@ def test_help_and_missing_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert exc.value.code == 0
     assert "demo" in capsys.readouterr().out
     assert main([]) == 2
+    assert "usage: qwen-pg" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("qwen-pg 0.")
 
 
 def test_ingest_twice_skips_unchanged_then_replaces_a_changed_file(

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="prompt language (default: the question's)",
     )
     g.add_argument("--debug", action="store_true", help="show tracebacks")
+    from .. import __version__
+
+    g.add_argument("--version", action="version", version=f"qwen-pg {__version__}")
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("ingest", help="split, embed and store files (txt, md, html, pdf)")
