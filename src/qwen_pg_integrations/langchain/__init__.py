@@ -3,5 +3,6 @@
 from .chat_models import ChatQwen
 from .embeddings import DashScopeEmbeddings
 from .rag import create_rag_chain
+from .vectorstores import PGVectorStore
 
-__all__ = ["ChatQwen", "DashScopeEmbeddings", "create_rag_chain"]
+__all__ = ["ChatQwen", "DashScopeEmbeddings", "PGVectorStore", "create_rag_chain"]

@@ -1,8 +1,8 @@
 """Where connections come from: a DSN, a psycopg connection or pool, or the embedded server.
 
 A DSN (or ``None``: ``QWEN_PG_DSN``, else the embedded server) gives process-wide pools shared
-by every store on that DSN: one ``ConnectionPool`` for sync calls and, per event loop, one
-``AsyncConnectionPool`` for async calls. Connections the caller passes are used as they are.
+by every store on that DSN: one ``ConnectionPool`` for sync calls and, per event loop, a small
+task-free async pool for async calls. Connections the caller passes are used as they are.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Union
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from ..config import redact_dsn, resolve_dsn
@@ -36,7 +37,7 @@ _POOL_KW: dict[str, Any] = {"autocommit": True}
 _MIN, _MAX = 1, 8
 _lock = threading.Lock()
 _sync_pools: dict[str, ConnectionPool[Any]] = {}
-_async_pools: dict[tuple[str, int], tuple[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]]] = {}
+_async_pools: dict[tuple[str, int], _LoopPool] = {}
 
 
 def _connect_error(dsn: str, err: BaseException) -> DatabaseConnectionError:
@@ -65,28 +66,61 @@ def _sync_pool(dsn: str) -> ConnectionPool[Any]:
         return pool
 
 
-async def _async_pool(dsn: str) -> AsyncConnectionPool[Any]:
+class _LoopPool:
+    """A small async pool bound to one event loop, with no background tasks.
+
+    ``AsyncConnectionPool`` keeps worker tasks alive; with one event loop per test (or per
+    ``asyncio.run``) those tasks outlive their loop. This pool only hands out idle connections
+    or opens new ones (at most ``_MAX`` at a time) and keeps up to ``_MAX`` idle.
+    """
+
+    def __init__(self, dsn: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.dsn = dsn
+        self.loop = loop
+        self.idle: list[psycopg.AsyncConnection[Any]] = []
+        self.slots = asyncio.Semaphore(_MAX)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with self.slots:
+            conn = None
+            while self.idle and conn is None:
+                cand = self.idle.pop()
+                if not cand.closed and cand.info.transaction_status == TransactionStatus.IDLE:
+                    conn = cand
+            if conn is None:
+                try:
+                    conn = await psycopg.AsyncConnection.connect(
+                        self.dsn, autocommit=True, connect_timeout=15
+                    )
+                except psycopg.OperationalError as err:
+                    raise _connect_error(self.dsn, err) from None
+            try:
+                yield conn
+            finally:
+                healthy = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
+                if healthy and len(self.idle) < _MAX:
+                    self.idle.append(conn)
+                else:
+                    await conn.close()
+
+    def discard(self) -> None:
+        """Close idle connections without the (possibly closed) loop."""
+        for conn in self.idle:
+            with contextlib.suppress(Exception):
+                conn.pgconn.finish()
+        self.idle.clear()
+
+
+def _loop_pool(dsn: str) -> _LoopPool:
     loop = asyncio.get_running_loop()
-    key = (dsn, id(loop))
     with _lock:
-        # pools of closed loops cannot be used any more (nor closed from here): drop them
-        for k in [k for k, (lp, _) in _async_pools.items() if lp.is_closed()]:
-            del _async_pools[k]
-        entry = _async_pools.get(key)
-    if entry is not None and entry[0] is loop and not entry[1].closed:
-        return entry[1]
-    try:
-        conn = await psycopg.AsyncConnection.connect(dsn, connect_timeout=15)
-        await conn.close()
-    except psycopg.Error as err:
-        raise _connect_error(dsn, err) from None
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        dsn, kwargs=dict(_POOL_KW), min_size=_MIN, max_size=_MAX, open=False, name="qwen-pg-async"
-    )
-    await pool.open()
-    with _lock:
-        _async_pools[key] = (loop, pool)
-    return pool
+        for key in [k for k, p in _async_pools.items() if p.loop.is_closed()]:
+            _async_pools.pop(key).discard()
+        pool = _async_pools.get((dsn, id(loop)))
+        if pool is None or pool.loop is not loop:
+            pool = _async_pools[(dsn, id(loop))] = _LoopPool(dsn, loop)
+        return pool
 
 
 def close_pools(dsn: str | None = None) -> None:
@@ -98,7 +132,7 @@ def close_pools(dsn: str | None = None) -> None:
         keys = [k for k in _sync_pools if dsn is None or k == dsn]
         pools = [_sync_pools.pop(k) for k in keys]
         for k in [k for k in _async_pools if dsn is None or k[0] == dsn]:
-            del _async_pools[k]
+            _async_pools.pop(k).discard()
     for pool in pools:
         with contextlib.suppress(Exception):  # interpreter shutdown: nobody to report to
             pool.close(timeout=1.0)
@@ -193,6 +227,9 @@ class Engine:
                 "this store was given a sync connection or pool: use the sync methods or pass "
                 "a DSN / AsyncConnection / AsyncConnectionPool for async calls"
             )
-        pool = self._apool or await _async_pool(self.dsn())
-        async with pool.connection() as conn:
+        if self._apool is not None:
+            async with self._apool.connection() as conn:
+                yield conn
+            return
+        async with _loop_pool(self.dsn()).connection() as conn:
             yield conn
