@@ -34,7 +34,13 @@ def main() -> None:
     )
     store.create_index("hnsw")
 
-    chain = create_rag_chain(store, ChatQwen(model="qwen-plus"), k=3, score_threshold=0.2)
+    chain = create_rag_chain(
+        store,
+        ChatQwen(model="qwen-plus"),
+        k=3,
+        score_threshold=0.2,
+        condense_llm=ChatQwen(model="qwen-turbo"),  # a fast model rewrites follow-ups
+    )
 
     # 1. one question, one answer with its sources
     out = chain.invoke("How does PolarDB separate compute from storage?")
@@ -44,9 +50,10 @@ def main() -> None:
         print(f"  [{n}] {doc.metadata['file_name']} score={doc.metadata['score']:.3f}")
 
     # 2. a Chinese question, streamed token by token (the sources arrive first)
-    print("Q: pgvector 支持哪些向量索引？")
+    question = "pgvector 的 HNSW 和 IVFFlat 索引应该怎么选择？"
+    print("Q:", question)
     print("A: ", end="")
-    for chunk in chain.stream("pgvector 支持哪些向量索引？"):
+    for chunk in chain.stream(question):
         if "context" in chunk:
             sources = [d.metadata["file_name"] for d in chunk["context"]]
         print(chunk.get("answer", ""), end="", flush=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from qwen_pg_integrations.testing import DashScopeEmulator
+from qwen_pg_integrations.testing import DashScopeEmulator, ScriptedReply
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -45,12 +45,18 @@ def test_every_example_is_covered() -> None:
     }
 
 
-def test_langchain_rag_chain_example(run_example: Callable[[str], str]) -> None:
+def test_langchain_rag_chain_example(
+    run_example: Callable[[str], str], dashscope_emulator: DashScopeEmulator
+) -> None:
+    # the emulator cannot rewrite questions: script what qwen-turbo (the rewriter) would say
+    rewrite = "Is PolarDB compatible with PostgreSQL?"
+    dashscope_emulator.script(ScriptedReply(text=rewrite, model="qwen-turbo"))
     out = run_example("langchain_rag_chain.py")
     assert "A: Based on the context: PolarDB separates compute from storage." in out
     assert "polardb_overview.md score=" in out
     assert "sources: pgvector_zh.md" in out
-    assert "Q: Is it compatible with PostgreSQL? ->" in out
+    assert f"Q: Is it compatible with PostgreSQL? -> {rewrite}" in out
+    assert "A: Based on the context: PolarDB for PostgreSQL is compatible with PostgreSQL" in out
     assert "知识库中没有" in out and "(no_context=True)" in out
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import html.parser
+import itertools
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -249,6 +251,34 @@ def make_splitter(
     )
 
 
+_HEADING = re.compile(r"^#{1,6}\s", re.MULTILINE)
+_FENCE = re.compile(r"^```", re.MULTILINE)
+
+
+def markdown_sections(text: str) -> list[str]:
+    """Markdown cut before each heading (outside code fences), so no chunk spans two sections
+    and every section's chunks start with its heading."""
+    fences = [m.start() for m in _FENCE.finditer(text)]
+
+    def in_fence(pos: int) -> bool:
+        return sum(1 for f in fences if f < pos) % 2 == 1
+
+    cuts = [m.start() for m in _HEADING.finditer(text) if m.start() and not in_fence(m.start())]
+    bounds = [0, *cuts, len(text)]
+    return [s for s in (text[a:b].strip() for a, b in itertools.pairwise(bounds)) if s]
+
+
+def _attach_headings(pieces: list[str]) -> list[str]:
+    # a heading the splitter left on its own goes with the text it introduces
+    out: list[str] = []
+    for piece in pieces:
+        if out and _HEADING.match(out[-1]) and "\n" not in out[-1].strip():
+            out[-1] = f"{out[-1]}\n\n{piece}"
+        else:
+            out.append(piece)
+    return out
+
+
 def load_and_split(path: Path, splitter: TextSplitter | None = None) -> list[Chunk]:
     """The chunks of one file, with ids and source / file_name / chunk_index metadata."""
     splitter = splitter or make_splitter()
@@ -257,7 +287,14 @@ def load_and_split(path: Path, splitter: TextSplitter | None = None) -> list[Chu
     file_hash = hashlib.sha256(text.encode()).hexdigest()[:16]
     seen: dict[str, int] = {}
     chunks = []
-    for index, piece in enumerate(p for p in splitter.split_text(text) if p.strip()):
+    sections = markdown_sections(text) if path.suffix.lower() in (".md", ".markdown") else [text]
+    pieces = [
+        p
+        for section in sections
+        for p in _attach_headings(splitter.split_text(section))
+        if p.strip()
+    ]
+    for index, piece in enumerate(pieces):
         occurrence = seen.get(piece, 0)
         seen[piece] = occurrence + 1
         metadata = {
