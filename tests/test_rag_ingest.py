@@ -179,3 +179,19 @@ def test_prune_deletes_chunks_of_files_gone_from_the_folder(tmp_path: Path) -> N
     pruned = ingest_files(discover([tmp_path]), sink, prune=[tmp_path])
     assert pruned.deleted == 1
     assert [c.content for c in sink.rows.values()] == ["Alpha."]
+
+
+def test_markdown_chunks_never_span_two_sections_and_keep_their_heading(tmp_path: Path) -> None:
+    doc = tmp_path / "a.md"
+    doc.write_text(
+        "# Title\n\nIntro.\n\n## HNSW\n\n" + "HNSW builds a graph. " * 30 + "\n\n"
+        "```sql\n# not a heading inside code\nSELECT 1;\n```\n\n## IVFFlat\n\nLists.",
+        encoding="utf-8",
+    )
+    chunks = load_and_split(doc, make_splitter(chunk_size=200, chunk_overlap=0))
+    texts = [c.content for c in chunks]
+    assert texts[0] == "# Title\n\nIntro."
+    assert texts[1].startswith("## HNSW\n\nHNSW builds a graph.")  # heading not left alone
+    assert texts[-1] == "## IVFFlat\n\nLists."
+    assert any("# not a heading inside code" in t and "SELECT 1;" in t for t in texts)
+    assert not any("IVFFlat" in t and "HNSW builds" in t for t in texts)
