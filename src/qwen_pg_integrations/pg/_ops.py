@@ -392,3 +392,26 @@ def drop_plan(spec: TableSpec) -> Plan[None]:
 def clear_plan(spec: TableSpec) -> Plan[None]:
     """Delete every row."""
     yield Exec(sql.SQL("TRUNCATE {}").format(spec.ident))
+
+
+def explain_plan(
+    spec: TableSpec,
+    server: ServerInfo,
+    vector: npt.NDArray[np.float32],
+    k: int,
+    *,
+    filter: Filter | None,
+    ef_search: int | None,
+    probes: int | None,
+    analyze: bool,
+    settings: Mapping[str, str] | None = None,
+) -> Plan[str]:
+    """``EXPLAIN`` of the statement :func:`search_plan` runs, under the same settings."""
+    _check_k(k)
+    local = search_settings(server, k, filtered=bool(filter), ef_search=ef_search, probes=probes)
+    yield from _settings({**local, **(settings or {})})
+    p = Params()
+    q = vector_search_sql(spec, p, _vector_param(spec, vector), k, filter=filter)
+    head = sql.SQL("EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN ")
+    rows = yield Exec(head + q, p.values, fetch="all")
+    return "\n".join(str(r[0]) for r in rows)

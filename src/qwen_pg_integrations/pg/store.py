@@ -8,7 +8,7 @@ the table is ready, and run the plan in a transaction when it needs one.
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
@@ -353,6 +353,37 @@ class PGStore(AsyncMethods):
                 include_embeddings=include_embeddings,
             )
             return self._run(conn, plan, tx=bool(settings))
+
+    def explain(
+        self,
+        embedding: EmbeddingLike,
+        *,
+        k: int = 4,
+        filter: Filter | None = None,
+        ef_search: int | None = None,
+        probes: int | None = None,
+        analyze: bool = False,
+        settings: Mapping[str, str] | None = None,
+    ) -> str:
+        """The query plan of :meth:`search` (to check that the vector index is used).
+
+        ``settings`` adds planner settings (``SET LOCAL``), e.g. ``{"enable_seqscan": "off"}``.
+        """
+        with _db_errors(self), self._engine.connect() as conn:
+            spec = self._ready(conn, len(embedding))
+            assert spec is not None and self._server is not None
+            plan = _ops.explain_plan(
+                spec,
+                self._server,
+                _ops.query_vector(spec, embedding),
+                k,
+                filter=filter,
+                ef_search=ef_search,
+                probes=probes,
+                analyze=analyze,
+                settings=settings,
+            )
+            return self._run(conn, plan, tx=True)
 
     def mmr_search(
         self,
