@@ -264,3 +264,16 @@ def test_console_script_demo_finishes_well_under_a_minute(pg_dsn: str) -> None:
     elapsed = time.perf_counter() - started
     assert proc.returncode == 0, proc.stderr
     assert "demo finished" in proc.stdout and elapsed < 45
+
+
+def test_sql_subcommand_is_wired_and_reports_missing_plpython_in_one_line(
+    dashscope_emulator: DashScopeEmulator, pg_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(capsys, "--dsn", pg_dsn, "sql", "status")
+    assert code == 0 and "not installed" in out
+    # the embedded server has no plpython3u: a typed error, one line, exit 1
+    code, _, err = _run(capsys, "--dsn", pg_dsn, "sql", "install")
+    assert code == 1 and err.count("\n") == 1 and "plpython3u" in err
+    # --dsn may also follow the sub-command
+    code, out, _ = _run(capsys, "sql", "status", "--dsn", pg_dsn)
+    assert code == 0 and "not installed" in out
