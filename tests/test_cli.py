@@ -145,7 +145,11 @@ def test_ask_with_nothing_above_threshold_does_not_call_the_model(
     base = ("--dsn", pg_dsn, "--table", table_name, "--threshold", "0.95")
     _run(capsys, *base, "ingest", str(_corpus(tmp_path)))
     dashscope_emulator.clear_requests()
-    code, out, _ = _run(capsys, *base, "ask", "今天北京的天气怎么样？")
+    # global options work after the sub-command too; the ones before still apply
+    code, out, _ = _run(
+        capsys, "--dsn", pg_dsn, "ask", "今天北京的天气怎么样？", "--table", table_name,
+        "--threshold", "0.95",
+    )  # fmt: skip
     assert code == 0
     assert "知识库中没有" in out and "Qwen was not called" in out
     assert not [r for r in dashscope_emulator.requests if r.endpoint == "generation"]

@@ -14,6 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
@@ -33,40 +34,38 @@ def _threshold(value: str) -> float | str | None:
         raise argparse.ArgumentTypeError("expected a number, 'auto' or 'none'") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (global options, then one sub-command)."""
-    parser = argparse.ArgumentParser(
-        prog="qwen-pg",
-        description=(
-            "Qwen (DashScope) + PostgreSQL/PolarDB (pgvector): ingest documents, search them, "
-            "and answer questions with sources. `qwen-pg demo` runs the whole flow, offline if "
-            "DASHSCOPE_API_KEY is unset."
-        ),
-    )
-    g = parser.add_argument_group("global options")
-    g.add_argument(
+_SQL_OWN = frozenset({"--dsn", "--base-url", "--embedding-model", "--chat-model"})
+
+
+def _global_options(
+    g: argparse._ArgumentGroup, *, suppress: bool, skip: frozenset[str] = frozenset()
+) -> None:
+    """The global options; with ``suppress`` (on sub-commands) they only override when given."""
+
+    def add(flag: str, *more: str, default: Any, **kwargs: Any) -> None:
+        if flag not in skip:
+            value = argparse.SUPPRESS if suppress else default
+            g.add_argument(flag, *more, default=value, **kwargs)
+
+    add(
         "--dsn",
         default=None,
         help="PostgreSQL/PolarDB DSN (default: $QWEN_PG_DSN, else the embedded server)",
     )
-    g.add_argument(
-        "--table", default=DEFAULT_TABLE, help=f"collection table (default {DEFAULT_TABLE})"
-    )
-    g.add_argument(
+    add("--table", default=DEFAULT_TABLE, help=f"collection table (default {DEFAULT_TABLE})")
+    add(
         "--embedding-model",
         default=DEFAULT_EMBEDDING_MODEL,
         help=f"DashScope embedding model (default {DEFAULT_EMBEDDING_MODEL})",
     )
-    g.add_argument(
-        "--dimensions", type=int, default=None, help="embedding dimension (v3/v4; default: model's)"
-    )
-    g.add_argument(
+    add("--dimensions", type=int, default=None, help="embedding size (v3/v4; default: model's)")
+    add(
         "--chat-model",
         default=DEFAULT_CHAT_MODEL,
         help=f"Qwen chat model (default {DEFAULT_CHAT_MODEL})",
     )
-    g.add_argument("-k", "--k", type=int, default=4, help="chunks to retrieve (default 4)")
-    g.add_argument(
+    add("-k", "--k", type=int, default=4, help="chunks to retrieve (default 4)")
+    add(
         "--threshold",
         type=_threshold,
         default="auto",
@@ -75,24 +74,47 @@ def build_parser() -> argparse.ArgumentParser:
             "(default auto: 0.45; the offline demo uses a lower one for the emulator)"
         ),
     )
-    g.add_argument(
+    add(
         "--base-url",
         default=None,
         help="DashScope endpoint or region (default: $DASHSCOPE_HTTP_BASE_URL, else Beijing)",
     )
-    g.add_argument(
+    add(
         "--language",
         choices=("auto", "zh", "en"),
         default="auto",
         help="prompt language (default: the question's)",
     )
-    g.add_argument("--debug", action="store_true", help="show tracebacks")
+    add("--debug", action="store_true", default=False, help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: global options, then one sub-command (its options after it).
+
+    Global options may also follow the sub-command (``qwen-pg ask "..." -k 6``).
+    """
+    parser = argparse.ArgumentParser(
+        prog="qwen-pg",
+        description=(
+            "Qwen (DashScope) + PostgreSQL/PolarDB (pgvector): ingest documents, search them, "
+            "and answer questions with sources. `qwen-pg demo` runs the whole flow, offline if "
+            "DASHSCOPE_API_KEY is unset."
+        ),
+    )
+    _global_options(parser.add_argument_group("global options"), suppress=False)
     from .. import __version__
 
-    g.add_argument("--version", action="version", version=f"qwen-pg {__version__}")
+    parser.add_argument("--version", action="version", version=f"qwen-pg {__version__}")
+
+    def command(
+        name: str, help: str, skip: frozenset[str] = frozenset()
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        _global_options(p.add_argument_group("global options"), suppress=True, skip=skip)
+        return p
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("ingest", help="split, embed and store files (txt, md, html, pdf)")
+    p = command("ingest", "split, embed and store files (txt, md, html, pdf)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
     p.add_argument("--chunk-size", type=int, default=None, help="characters per chunk (500)")
     p.add_argument("--chunk-overlap", type=int, default=None, help="overlap in characters (50)")
@@ -104,24 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", choices=("hnsw", "ivfflat", "none"), default="hnsw",
                    help="vector index to make sure exists afterwards (default hnsw)")  # fmt: skip
 
-    p = sub.add_parser("ask", help="answer a question from the stored documents, with sources")
+    p = command("ask", "answer a question from the stored documents, with sources")
     p.add_argument("question")
     p.add_argument("--show-prompt", action="store_true", help="print the prompt sent to Qwen")
 
-    p = sub.add_parser("search", help="ranked chunks for a text")
+    p = command("search", "ranked chunks for a text")
     p.add_argument("text")
     p.add_argument("--mode", choices=("vector", "text", "hybrid"), default="vector")
 
-    sub.add_parser("status", help="server, PostgreSQL/pgvector versions, tables, rows, indexes")
+    command("status", "server, PostgreSQL/pgvector versions, tables, rows, indexes")
 
-    p = sub.add_parser("demo", help="ingest the bundled corpus and run the whole flow")
+    p = command("demo", "ingest the bundled corpus and run the whole flow")
     p.add_argument(
         "--emulator",
         action="store_true",
         help="use the bundled DashScope emulator even if DASHSCOPE_API_KEY is set",
     )
 
-    p = sub.add_parser("sql", help="install or remove the in-database functions (qwen_pg.*)")
+    p = command("sql", "install or remove the in-database functions (qwen_pg.*)", _SQL_OWN)
     # --dsn after `sql` works too; SUPPRESS keeps a global --dsn when it is not repeated here
     p.add_argument("--dsn", default=argparse.SUPPRESS, help="database (default: global --dsn)")
     from ..sql.cli import add_arguments
