@@ -281,3 +281,35 @@ def test_sql_subcommand_is_wired_and_reports_missing_plpython_in_one_line(
     # --dsn may also follow the sub-command
     code, out, _ = _run(capsys, "sql", "status", "--dsn", pg_dsn)
     assert code == 0 and "not installed" in out
+
+
+def test_missing_extension_is_one_line_that_says_what_to_do(
+    dashscope_emulator: DashScopeEmulator, pg_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    name = f"noext_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(pg_dsn, autocommit=True)
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'pw'").format(sql.Identifier(name)))
+        ident = sql.Identifier(name)
+        admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, ident))
+    except psycopg.Error as err:
+        pytest.skip(f"cannot create a role and database here: {err}")
+    info = psycopg.conninfo.conninfo_to_dict(pg_dsn)
+    info.update(user=name, password="pw", dbname=name)
+    dsn = psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+    try:
+        code, _, err = _run(capsys, "--dsn", dsn, "--table", "t", "ask", "What is pgvector?")
+        assert code == 1 and err.count("\n") == 1
+        assert "CREATE EXTENSION vector" in err and "Traceback" not in err
+    finally:
+        from qwen_pg_integrations.pg.connection import close_pools
+
+        close_pools(dsn)
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+        admin.close()

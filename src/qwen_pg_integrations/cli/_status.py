@@ -108,7 +108,7 @@ def print_status(args: argparse.Namespace, console: Console) -> None:
     elif status["pgvector_available"]:
         console.print(
             f"[bold]pgvector[/]    not created yet (version {status['pgvector_available']} is "
-            "available; `qwen-pg ingest` creates it)"
+            "available; `qwen-pg ingest` creates it if this role may)"
         )
     else:
         console.print(
