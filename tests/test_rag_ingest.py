@@ -195,3 +195,33 @@ def test_markdown_chunks_never_span_two_sections_and_keep_their_heading(tmp_path
     assert texts[-1] == "## IVFFlat\n\nLists."
     assert any("# not a heading inside code" in t and "SELECT 1;" in t for t in texts)
     assert not any("IVFFlat" in t and "HNSW builds" in t for t in texts)
+
+
+def test_progress_reports_every_chunk_once_and_adds_in_slices(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("\n\n".join(f"Paragraph {i}." for i in range(10)))
+    (tmp_path / "b.md").write_text("Only one.")
+    sink, totals, done = MemorySink(), [], []
+    adds: list[int] = []
+    original_add = sink.add
+
+    def counting_add(chunks: Sequence[Chunk]) -> None:
+        adds.append(len(chunks))
+        original_add(chunks)
+
+    sink.add = counting_add  # type: ignore[method-assign]
+    splitter = make_splitter(chunk_size=15, chunk_overlap=0)
+    summary = ingest_files(
+        discover([tmp_path]),
+        sink,
+        splitter=splitter,
+        on_start=totals.append,
+        on_chunks=lambda path, n: done.append(n),
+        add_batch=4,
+    )
+    assert totals == [summary.chunks] == [11]
+    assert sum(done) == 11 and adds == [4, 4, 2, 1]
+    done.clear()
+    ingest_files(
+        discover([tmp_path]), sink, splitter=splitter, on_chunks=lambda p, n: done.append(n)
+    )
+    assert done == [10, 1]  # unchanged chunks reported at once per file

@@ -326,23 +326,37 @@ def ingest_files(
     splitter: TextSplitter | None = None,
     on_file: Callable[[Path, FilePlan], None] | None = None,
     prune: Sequence[Path] = (),
+    on_start: Callable[[int], None] | None = None,
+    on_chunks: Callable[[Path, int], None] | None = None,
+    add_batch: int = 64,
 ) -> IngestSummary:
     """Split each file and bring the sink up to date with it; return the counts.
 
-    New chunks are added before stale ones are deleted, so a failure midway never leaves a file
-    with fewer chunks than before. ``on_file`` is called after each file (progress bars).
-    ``prune``: folders whose stored files that no longer exist lose their chunks (counted in
-    ``deleted``).
+    All files are split first (local and fast), so ``on_start`` gets the total number of chunks;
+    then each file's new chunks are added in slices of ``add_batch`` (``on_chunks`` reports
+    progress: skipped chunks at once, new ones per slice) and its stale chunks deleted. New
+    chunks are added before stale ones are deleted, so a failure midway never leaves a file
+    with fewer chunks than before. ``on_file`` is called after each file. ``prune``: folders
+    whose stored files that no longer exist lose their chunks (counted in ``deleted``).
     """
+    if add_batch <= 0:
+        raise InvalidInputError("add_batch must be positive.")
     splitter = splitter or make_splitter()
     summary = IngestSummary()
     started = time.perf_counter()
-    for path in paths:
-        chunks = load_and_split(path, splitter)
+    split = [(path, load_and_split(path, splitter)) for path in paths]
+    if on_start is not None:
+        on_start(sum(len(chunks) for _, chunks in split))
+    for path, chunks in split:
         source = source_key(path)
         plan = plan_file(chunks, source, sink.existing([c.id for c in chunks]))
-        if plan.to_add:
-            sink.add(plan.to_add)
+        if on_chunks is not None and plan.unchanged:
+            on_chunks(path, len(plan.unchanged))
+        for start in range(0, len(plan.to_add), add_batch):
+            batch = plan.to_add[start : start + add_batch]
+            sink.add(batch)
+            if on_chunks is not None:
+                on_chunks(path, len(batch))
         plan = replace(plan, deleted=sink.delete_stale(source, [c.id for c in chunks]))
         summary.files += 1
         summary.chunks += len(chunks)

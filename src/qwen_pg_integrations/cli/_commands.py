@@ -16,7 +16,7 @@ from ..rag import StreamContext, StreamDone, StreamToken
 from ._render import chunk_table, ingest_summary, prompt_panel, stdout_console
 
 if TYPE_CHECKING:
-    from ..ingest import FilePlan, IngestSummary
+    from ..ingest import IngestSummary
     from ..rag.knowledge_base import KnowledgeBase
 
 __all__ = ["DEFAULT_THRESHOLD", "open_knowledge_base", "run", "run_ingest"]
@@ -85,19 +85,23 @@ def run_ingest(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("ingesting", total=len(files))
+        task = progress.add_task(f"splitting {len(files)} files", total=None)
 
-        def on_file(path: Path, plan: FilePlan) -> None:
-            progress.update(task, advance=1, description=f"ingested {path.name}")
+        def on_start(total: int) -> None:
+            progress.update(task, total=total, description="chunks")
+
+        def on_chunks(path: Path, done: int) -> None:
+            progress.update(task, advance=done, description=path.name)
 
         summary = kb.ingest(
             paths if prune else files,
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
-            on_file=on_file,
             prune=prune,
+            on_start=on_start,
+            on_chunks=on_chunks,
         )
-        progress.update(task, description="ingested")
+        progress.update(task, description=f"{summary.files} files")
     if index != "none":
         name = kb.store.create_index(index)
         console.print(f"vector index: {name} ({index})")

@@ -133,6 +133,8 @@ class KnowledgeBase:
         chunk_overlap: int | None = None,
         on_file: Callable[[Path, FilePlan], None] | None = None,
         prune: bool = False,
+        on_start: Callable[[int], None] | None = None,
+        on_chunks: Callable[[Path, int], None] | None = None,
     ) -> IngestSummary:
         """Split, embed and store the files under ``paths``; unchanged chunks are skipped.
 
@@ -153,7 +155,13 @@ class KnowledgeBase:
         )
         folders = [Path(p) for p in paths if Path(p).is_dir()] if prune else []
         return ingest_files(
-            discover(paths), self, splitter=splitter, on_file=on_file, prune=folders
+            discover(paths),
+            self,
+            splitter=splitter,
+            on_file=on_file,
+            prune=folders,
+            on_start=on_start,
+            on_chunks=on_chunks,
         )
 
     # --- search and answer -----------------------------------------------------------------------
