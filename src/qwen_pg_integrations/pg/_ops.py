@@ -128,7 +128,8 @@ def search_settings(
 
     ``hnsw.ef_search`` is at least ``k`` (HNSW never returns more than ef_search rows); filtered
     searches on pgvector >= 0.8 turn on iterative index scans so they still return ``k`` rows
-    when ``k`` rows match. Older pgvector gets a larger ef_search instead (best effort).
+    when ``k`` rows match. Older pgvector gets a larger ef_search, and :func:`search_plan`
+    reruns a filtered query that came back short as an exact scan.
     """
     out: dict[str, str] = {}
     ef = max(ef_search or 0, k)
@@ -194,6 +195,11 @@ def search_plan(
         include_embeddings=include_embeddings,
     )
     rows = yield Exec(q, p.values, fetch="all")
+    if filter and len(rows) < k and not server.has_iterative_scan:
+        # pgvector < 0.8 cannot continue an index scan past ef_search candidates, so a
+        # filtered HNSW query may come back short although k rows match: rerun it exactly.
+        yield from _settings({"enable_indexscan": "off"})
+        rows = yield Exec(q, p.values, fetch="all")
     return [
         SearchHit(_record(r, include_embeddings), spec.distance.score(float(r[-1])), float(r[-1]))
         for r in rows
