@@ -19,6 +19,16 @@ def _core() -> Any:
     return pg
 
 
+def _close(store: Any, dsn: str) -> None:
+    """Close the store's connections (process-wide pools per DSN when it has no ``close``)."""
+    if hasattr(store, "close"):
+        store.close()
+        return
+    from qwen_pg_integrations.pg.connection import close_pools
+
+    close_pools(dsn)
+
+
 class OursCore:
     """``qwen_pg_integrations.pg.PGStore``: ``add(records)`` (COPY + upsert) and ``search``."""
 
@@ -58,7 +68,7 @@ class OursCore:
 
     def close(self) -> None:
         if self._store is not None:
-            self._store.close()
+            _close(self._store, self._dsn)
             self._store = None
 
 
@@ -86,7 +96,6 @@ class OursLangChain:
 
         old = PGStore(self._dsn, table_name=self.tables[0], dimension=data.dim)
         old.drop()
-        old.close()
         self._store = self._cls(
             NoEmbeddings(),
             connection=self._dsn,
@@ -109,7 +118,7 @@ class OursLangChain:
 
     def close(self) -> None:
         if self._store is not None:
-            self._store.store.close()
+            _close(self._store.store, self._dsn)
             self._store = None
 
 
@@ -128,6 +137,6 @@ def streaming_ingest(
 
     def run() -> None:
         store.add(pg.Record(id=i, content=t, metadata=m, embedding=v) for i, t, m, v in docs)
-        store.close()
+        _close(store, dsn)
 
     return run
