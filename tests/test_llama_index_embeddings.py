@@ -140,4 +140,9 @@ def test_dimensions_resolved_from_model_table(dashscope_emulator: DashScopeEmula
 def test_public_names_of_the_llama_index_package() -> None:
     import qwen_pg_integrations.llama_index as pkg
 
-    assert sorted(pkg.__all__) == ["DashScopeEmbedding", "PGVectorStore", "Qwen"]
+    assert sorted(pkg.__all__) == [
+        "DashScopeEmbedding",
+        "PGVectorStore",
+        "Qwen",
+        "create_query_engine",
+    ]

@@ -1,4 +1,5 @@
-"""LlamaIndex adapters over the core: ``DashScopeEmbedding``, ``Qwen`` and ``PGVectorStore``.
+"""LlamaIndex adapters over the core: ``DashScopeEmbedding``, ``Qwen``, ``PGVectorStore``
+and the RAG query-engine factory ``create_query_engine``.
 
 Each class only translates LlamaIndex types to the framework-free core
 (``qwen_pg_integrations.dashscope`` and ``qwen_pg_integrations.pg``) and back; see each class
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from .embeddings import DashScopeEmbedding
 from .llms import Qwen
+from .query_engine import create_query_engine
 from .vector_stores import PGVectorStore
 
-__all__ = ["DashScopeEmbedding", "PGVectorStore", "Qwen"]
+__all__ = ["DashScopeEmbedding", "PGVectorStore", "Qwen", "create_query_engine"]
