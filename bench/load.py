@@ -47,44 +47,22 @@ from qwen_pg_integrations.pg import PGStore, Record
 from qwen_pg_integrations.pg.connection import close_pools
 from qwen_pg_integrations.testing import DashScopeEmulator
 
-WORDS = [
-    "postgres",
-    "vector",
-    "index",
-    "search",
-    "embedding",
-    "table",
-    "query",
-    "chunk",
-    "model",
-    "answer",
-    "cluster",
-    "replica",
-    "storage",
-    "memory",
-    "latency",
-    "throughput",
-    "backup",
-    "restore",
-    "schema",
-    "column",
-    "filter",
-    "metadata",
-    "region",
-    "tenant",
-    "quota",
-    "token",
-    "stream",
-    "retry",
-    "timeout",
-    "network",
-    "socket",
-    "driver",
-    "pool",
-    "session",
-    "commit",
-]
 ZH = ["向量", "检索", "数据库", "索引", "模型", "问答", "知识", "文档", "集群", "延迟"]
+
+
+def _vocabulary(size: int = 5000) -> list[str]:
+    """Pseudo-words ("kalomi", "tesu", ...): a corpus vocabulary of realistic size."""
+    rng = random.Random(0)
+    syllables = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+    words: set[str] = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
+    return sorted(words)
+
+
+VOCAB = _vocabulary()
+# Zipf-like word frequencies (rank r has weight 1 / r): a few common words, a long tail
+_WEIGHTS = [1.0 / (r + 1) for r in range(len(VOCAB))]
 
 
 @dataclass
@@ -115,7 +93,9 @@ class PhaseResult:
 
 
 def _text(rng: random.Random, n_words: int) -> str:
-    words = [rng.choice(ZH) if rng.random() < 0.15 else rng.choice(WORDS) for _ in range(n_words)]
+    words = rng.choices(VOCAB, weights=_WEIGHTS, k=n_words)
+    if rng.random() < 0.3:  # some Chinese, segmented by jieba on both sides
+        words.append(rng.choice(ZH))
     return " ".join(words)
 
 
@@ -178,7 +158,7 @@ class _Workload:
         self.cfg = cfg
         rng = random.Random(cfg.seed + 1)
         emu = DashScopeEmulator()
-        self.queries = [_text(rng, 4) for _ in range(256)]
+        self.queries = [_text(rng, 3) for _ in range(256)]
         self.vectors = np.asarray(emu.embed(self.queries, cfg.dim), dtype=np.float32)
 
     def call(self, i: int, hybrid: bool) -> str:
