@@ -86,6 +86,22 @@ def test_empty_or_whitespace_text_is_refused_before_any_call_and_nothing_is_writ
     assert emu.requests_for("embedding") == [], "an empty text reached DashScope"
 
 
+def test_langchain_add_texts_with_a_blank_text_raises_before_writing_its_batch(
+    emu: DashScopeEmulator, pg_dsn: str, table_name: str
+) -> None:
+    from qwen_pg_integrations.langchain import DashScopeEmbeddings, PGVectorStore
+
+    emb = DashScopeEmbeddings(dimensions=64, api_key=emu.api_key, base_url=emu.base_url)
+    store = PGVectorStore(emb, connection=pg_dsn, table_name=table_name + "_lc")
+    store.add_texts(["kept one", "kept two"])
+    with pytest.raises(InvalidInputError, match="empty or whitespace"):
+        store.add_texts(["new one", "  ", "new two"])
+    assert store.store.count() == 2
+    with pytest.raises(InvalidInputError, match="k must be a positive integer"):
+        store.similarity_search("kept", k=0)
+    assert store.store.count() == 2
+
+
 def test_text_over_the_token_limit_is_refused_before_the_call_or_by_the_service(
     emu: DashScopeEmulator, victim: PGStore
 ) -> None:

@@ -208,3 +208,37 @@ def test_a_timeout_shorter_than_the_hang_is_retried_not_waited_out(
     vec = EmbeddingClient(MODEL, dimensions=DIM, client=client).embed_query("pgvector")
     assert len(vec) == DIM
     assert time.perf_counter() - started < 4.0
+
+
+def test_langchain_add_texts_under_20_percent_faults_stores_each_text_once(
+    emulator: DashScopeEmulator, pg_dsn: str, table_name: str
+) -> None:
+    """The same guarantee through the LangChain adapter (its own default backoff)."""
+    from qwen_pg_integrations.langchain import DashScopeEmbeddings, PGVectorStore
+
+    texts = [paragraph(900, i) for i in range(1000)]
+    schedule_faults(emulator, calls=300, rate=0.20, seed=11)
+    emb = DashScopeEmbeddings(
+        model=MODEL,
+        dimensions=DIM,
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        max_retries=8,
+        timeout=CLIENT_TIMEOUT,
+    )
+    store = PGVectorStore(emb, connection=pg_dsn, table_name=table_name)
+    ids = store.add_texts(texts, metadatas=[{"n": i} for i in range(1000)])
+    log = embed_log(emulator)
+    rows, distinct_ids, contents, _ = _table_stats(pg_dsn, table_name)
+    assert len(set(ids)) == 1000
+    assert rows == distinct_ids == contents == 1000
+    assert log.failed_calls > 0
+    record_figures(
+        "langchain_add_texts_faults",
+        texts=1000,
+        rows=rows,
+        duplicates=rows - contents,
+        embedding_calls=log.calls,
+        failed_calls=log.failed_calls,
+        by_status=log.by_status,
+    )
