@@ -115,7 +115,7 @@ def test_5000_chunks_with_20_percent_embedding_faults_are_stored_exactly_once(
     )
     # the faults really happened, at the planned share, in every kind
     failed_share = log.failed_calls / log.calls
-    assert 0.14 <= failed_share <= 0.30, log
+    assert 0.10 <= failed_share <= 0.35, log
     for status in ("429", "500", "503", "no answer"):
         assert log.by_status.get(status, 0) > 0, log
     # every vector is the one the service gives for that text (no batch misplaced by a retry)
