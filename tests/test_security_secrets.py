@@ -258,7 +258,7 @@ def test_langchain_chat_and_embeddings_never_show_the_key(
         rec.seen,
         llm._get_ls_params(),
         llm._identifying_params,
-        llm.dict(),
+        getattr(llm, "asdict", llm.dict)(),
         llm.model_dump(),
         emb.model_dump(),
         dumps(llm),
