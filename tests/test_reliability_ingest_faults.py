@@ -242,3 +242,50 @@ def test_langchain_add_texts_under_20_percent_faults_stores_each_text_once(
         failed_calls=log.failed_calls,
         by_status=log.by_status,
     )
+
+
+def test_async_embed_and_store_under_20_percent_faults_keep_every_vector_in_place(
+    emulator: DashScopeEmulator, pg_dsn: str, table_name: str
+) -> None:
+    """The aiohttp path (``aembed``) retries the same faults; vectors stay with their texts."""
+    import asyncio
+
+    from qwen_pg_integrations.pg import Record
+
+    texts = [paragraph(800, i) for i in range(1000)]
+    schedule_faults(emulator, calls=300, rate=0.20, seed=5)
+    client = DashScopeClient(
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        max_retries=8,
+        timeout=CLIENT_TIMEOUT,
+        backoff_base=0.01,
+        backoff_max=0.05,
+    )
+    emb = EmbeddingClient(MODEL, dimensions=DIM, client=client, max_concurrency=8)
+    store = PGStore(pg_dsn, table_name=table_name, dimension=DIM)
+
+    async def run() -> list[str]:
+        vectors = await emb.aembed_documents(texts)
+        return await store.aadd(
+            Record(f"a{i}", t, {"i": i}, v)
+            for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
+        )
+
+    ids = asyncio.run(run())
+    log = embed_log(emulator)
+    rows, distinct_ids, contents, _ = _table_stats(pg_dsn, table_name)
+    assert len(ids) == rows == distinct_ids == contents == 1000
+    assert log.failed_calls > 0
+    got = store.get([f"a{i}" for i in range(0, 1000, 7)], include_embeddings=True)
+    want = emulator.embed([texts[i] for i in range(0, 1000, 7)], DIM)
+    assert np.allclose(np.asarray([r.embedding for r in got]), np.asarray(want), atol=1e-6)
+    record_figures(
+        "async_embed_faults",
+        texts=1000,
+        rows=rows,
+        duplicates=rows - contents,
+        embedding_calls=log.calls,
+        failed_calls=log.failed_calls,
+        by_status=log.by_status,
+    )
