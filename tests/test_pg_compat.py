@@ -20,7 +20,10 @@ class _Recorder(psycopg.Connection[Any]):
     values: list[Any]
 
     def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:  # type: ignore[override]
-        self.statements.append(query if isinstance(query, str) else query.as_string(self))
+        if isinstance(query, bytes):
+            self.statements.append(query.decode())
+        else:
+            self.statements.append(query if isinstance(query, str) else query.as_string(self))
         self.values.extend((params or {}).values() if isinstance(params, dict) else params or [])
         return super().execute(query, params, **kw)
 

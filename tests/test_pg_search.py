@@ -238,7 +238,10 @@ class _Recorder(psycopg.Connection[Any]):
     statements: list[str]
 
     def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:  # type: ignore[override]
-        text = query if isinstance(query, str) else query.as_string(self)
+        if isinstance(query, bytes):
+            text = query.decode()
+        else:
+            text = query if isinstance(query, str) else query.as_string(self)
         self.statements.append(text)
         return super().execute(query, params, **kw)
 
@@ -308,5 +311,62 @@ async def test_async_search_mmr_hybrid_text(pg_dsn: str, table_name: str) -> Non
         hyb = await s.ahybrid_search(np.eye(4)[0], "天气", k=1)
         assert hyb[0].record.id == "weather"
         assert s.explain(np.eye(4)[0]).startswith(("Sort", "Limit", "Incremental", "Subquery"))
+    finally:
+        s.drop()
+
+
+def test_searches_can_be_restricted_to_ids(
+    pg_dsn: str, table_name: str, cleanup: list[PGStore]
+) -> None:
+    # LlamaIndex's VectorStoreQuery.node_ids
+    s = PGStore(pg_dsn, table_name=table_name)
+    cleanup.append(s)
+    x = _fill(s, 300, 8)
+    only = ["r5", "r17", "r200"]
+    hits = s.search(x[0], k=10, ids=only)
+    assert sorted(h.record.id or "" for h in hits) == sorted(only)
+    assert [h.record.id for h in s.search(x[17], k=1, ids=only)] == ["r17"]
+    assert s.search(x[0], k=5, ids=[]) == []
+    assert {h.record.id for h in s.mmr_search(x[0], k=2, fetch_k=10, ids=only)} <= set(only)
+    assert {h.record.id for h in s.hybrid_search(x[0], "row", k=5, ids=only)} == set(only)
+    assert {h.record.id for h in s.text_search("row", k=10, ids=only)} == set(only)
+    assert s.search(x[0], k=10, ids=only, filter={"i": {"$gt": 10}})[0].record.id in ("r17", "r200")
+
+
+async def test_async_searches_restricted_to_ids(pg_dsn: str, table_name: str) -> None:
+    s = PGStore(pg_dsn, table_name=table_name)
+    try:
+        x = _fill(s, 50, 4)
+        assert {h.record.id for h in await s.asearch(x[0], k=10, ids=["r1", "r2"])} == {"r1", "r2"}
+        assert len(await s.ahybrid_search(x[0], "row", k=10, ids=["r3"])) == 1
+        assert len(await s.atext_search("row", k=10, ids=["r3", "r4"])) == 2
+        assert len(await s.ammr_search(x[0], k=1, ids=["r9"])) == 1
+        await s.aclose()
+        assert await s.acount() == 50  # reopens after close
+    finally:
+        s.drop()
+        s.close()
+
+
+def test_cached_unfiltered_statement_matches_a_fresh_build(pg_dsn: str, table_name: str) -> None:
+    from qwen_pg_integrations.pg._ops import _cached_search
+    from qwen_pg_integrations.pg.filters import Params
+    from qwen_pg_integrations.pg.queries import vector_search_sql
+
+    s = PGStore(pg_dsn, table_name=table_name)
+    try:
+        _fill(s, 5, 4)
+        assert s.spec is not None
+        for bound in (None, 0.5):
+            for emb in (False, True):
+                p = Params()
+                fresh = vector_search_sql(
+                    s.spec, p, "V", 7, max_distance=bound, include_embeddings=emb
+                ).as_bytes(None)
+                for _ in range(2):
+                    cached, values = _cached_search(s.spec, "V", 7, bound, emb)
+                    assert cached == fresh and values == p.values
+        s.close()
+        assert s.count() == 5  # the pool reopens
     finally:
         s.drop()

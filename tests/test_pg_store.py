@@ -278,3 +278,40 @@ async def test_async_twins_write_read_delete(pg_dsn: str, table_name: str) -> No
         assert await s.acount() == 0
     finally:
         s.drop()
+
+
+def test_batch_mixing_new_and_existing_ids(store: PGStore) -> None:
+    store.add([Record("old", "old text", {"v": 1}, _vec(1))])
+    store.add([Record("new", "new row", {}, _vec(2)), Record("old", "updated", {"v": 2}, _vec(3))])
+    got = {r.id: (r.content, r.metadata) for r in store.get(["old", "new"])}
+    assert got == {"old": ("updated", {"v": 2}), "new": ("new row", {})}
+    assert store.count() == 2
+
+
+def test_concurrent_insert_of_the_same_id_falls_back_to_upsert(store: PGStore, pg_dsn: str) -> None:
+    import threading
+    import time
+
+    store.add([Record("seed", "x", {}, _vec(0))])  # table exists
+    other = psycopg.connect(pg_dsn)
+    try:
+        other.execute(
+            psycopg.sql.SQL(
+                "INSERT INTO {} (id, content, metadata, embedding) VALUES ('race', 'theirs', "
+                "'{{}}', %s::vector)"
+            ).format(psycopg.sql.Identifier(store.table_name)),
+            [str(list(map(float, _vec(9))))],
+        )  # uncommitted: our existence check cannot see it, our COPY must wait for it
+        result: list[Any] = []
+        t = threading.Thread(
+            target=lambda: result.append(store.add([Record("race", "ours", {}, _vec(5))]))
+        )
+        t.start()
+        time.sleep(0.5)
+        other.commit()
+        t.join(30)
+        assert result == [["race"]]
+    finally:
+        other.close()
+    assert [r.content for r in store.get(["race"])] == ["ours"]
+    assert store.count() == 2

@@ -94,7 +94,7 @@ class PGVectorStore(VectorStore):
         embedding_model: str | None = None,
         text_search: str = "auto",
         vector_type: str = "auto",
-        batch_size: int = 500,
+        batch_size: int = 1000,
         create_table: bool = True,
     ) -> None:
         if not isinstance(embeddings, Embeddings):
@@ -517,6 +517,14 @@ class PGVectorStore(VectorStore):
         return await super().asearch(query, search_type, **kwargs)
 
     # -- index, construction, retriever ------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the pooled connections of this store's DSN (they reopen on next use)."""
+        self.store.close()
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        await self.store.aclose()
 
     def create_index(self, kind: str = "hnsw", **kwargs: Any) -> str:
         """Create the HNSW (``m``, ``ef_construction``) or IVFFlat (``lists``) index."""

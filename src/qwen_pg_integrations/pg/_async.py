@@ -150,6 +150,7 @@ class AsyncMethods:
         *,
         k: int = 4,
         filter: Filter | None = None,
+        ids: Sequence[str] | None = None,
         score_threshold: float | None = None,
         ef_search: int | None = None,
         probes: int | None = None,
@@ -161,7 +162,11 @@ class AsyncMethods:
                 spec = await self._aready(conn, len(embedding))
                 assert spec is not None and self._server is not None
                 settings = _ops.search_settings(
-                    self._server, k, filtered=bool(filter), ef_search=ef_search, probes=probes
+                    self._server,
+                    k,
+                    filtered=bool(filter) or ids is not None,
+                    ef_search=ef_search,
+                    probes=probes,
                 )
                 plan = _ops.search_plan(
                     spec,
@@ -169,6 +174,7 @@ class AsyncMethods:
                     _ops.query_vector(spec, embedding),
                     k,
                     filter=filter,
+                    ids=ids,
                     score_threshold=score_threshold,
                     ef_search=ef_search,
                     probes=probes,
@@ -184,6 +190,7 @@ class AsyncMethods:
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
         filter: Filter | None = None,
+        ids: Sequence[str] | None = None,
         score_threshold: float | None = None,
         ef_search: int | None = None,
         probes: int | None = None,
@@ -202,6 +209,7 @@ class AsyncMethods:
                     fetch_k=fetch_k,
                     lambda_mult=lambda_mult,
                     filter=filter,
+                    ids=ids,
                     score_threshold=score_threshold,
                     ef_search=ef_search,
                     probes=probes,
@@ -210,7 +218,12 @@ class AsyncMethods:
                 return await self._arun(conn, plan, tx=True)
 
     async def atext_search(
-        self, query: str, *, k: int = 4, filter: Filter | None = None
+        self,
+        query: str,
+        *,
+        k: int = 4,
+        filter: Filter | None = None,
+        ids: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         """Async :meth:`~.store.PGStore.text_search`."""
         with self._errors():
@@ -219,7 +232,7 @@ class AsyncMethods:
                 if spec is None:
                     return []
                 return await self._arun(
-                    conn, _ops.text_plan(spec, query, k, filter=filter), tx=False
+                    conn, _ops.text_plan(spec, query, k, filter=filter, ids=ids), tx=False
                 )
 
     async def ahybrid_search(
@@ -229,6 +242,7 @@ class AsyncMethods:
         *,
         k: int = 4,
         filter: Filter | None = None,
+        ids: Sequence[str] | None = None,
         fetch_k: int | None = None,
         rrf_k: int = 60,
         vector_weight: float = 1.0,
@@ -249,6 +263,7 @@ class AsyncMethods:
                     k,
                     fetch_k=fetch_k,
                     filter=filter,
+                    ids=ids,
                     rrf_k=rrf_k,
                     vector_weight=vector_weight,
                     text_weight=text_weight,

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pgvector import HalfVector, Vector
+from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ..errors import InvalidInputError, SchemaMismatchError
+
+try:
+    from pgvector import HalfVector
+except ImportError:  # pgvector-python < 0.4 keeps the classes in pgvector.utils
+    from pgvector.utils import HalfVector  # type: ignore[no-redef]
 from ._plan import Copy, Exec, Plan
+from ._tsvector import tsvector_binary
 from .filters import Filter, Params
 from .mmr import maximal_marginal_relevance
 from .queries import (
     count_sql,
     delete_sql,
+    direct_copy_sql,
+    existing_ids_sql,
     get_sql,
     hybrid_sql,
     settings_sql,
@@ -30,7 +38,7 @@ from .queries import (
 )
 from .records import Record, SearchHit, check_vector, dumps_metadata, stable_id
 from .schema import ServerInfo, TableSpec, index_ddl
-from .text import segmented_text
+from .text import segment
 
 __all__ = [
     "build_rows",
@@ -47,6 +55,9 @@ __all__ = [
 ]
 
 DEFAULT_EF_SEARCH = 40
+_SAVEPOINT = sql.SQL("SAVEPOINT qwen_pg_direct_copy")
+_ROLLBACK_TO = sql.SQL("ROLLBACK TO SAVEPOINT qwen_pg_direct_copy")
+_RELEASE = sql.SQL("RELEASE SAVEPOINT qwen_pg_direct_copy")
 MAX_EF_SEARCH = 1000
 
 
@@ -72,7 +83,11 @@ def query_vector(spec: TableSpec, embedding: Any) -> npt.NDArray[np.float32]:
 def build_rows(
     spec: TableSpec, records: Iterable[Record]
 ) -> tuple[list[tuple[Any, ...]], list[str]]:
-    """COPY rows for one batch (later duplicates of an id win) and the ids in input order."""
+    """Checked rows for one batch (later duplicates of an id win) and the ids in input order.
+
+    Rows hold the float32 vector and the text; :func:`_copy_rows` turns them into COPY rows
+    (vector encoding, tsvector) while COPY streams, so Python work overlaps the server's.
+    """
     by_id: dict[str, tuple[Any, ...]] = {}
     ids: list[str] = []
     for rec in records:
@@ -94,26 +109,59 @@ def build_rows(
         rid = rec.id if rec.id is not None else stable_id(content, meta)
         if not isinstance(rid, str) or not rid:
             raise InvalidInputError(f"ids must be non-empty strings, got {rid!r}")
-        tsv_input = segmented_text(content) if spec.client_segmentation else content
         by_id.pop(rid, None)
-        by_id[rid] = (
-            rid,
-            content,
-            Jsonb(dumps_metadata(meta), dumps=_identity),
-            _vector_param(spec, arr),
-            tsv_input,
-        )
+        by_id[rid] = (rid, content, Jsonb(dumps_metadata(meta), dumps=_identity), arr)
         ids.append(rid)
     return list(by_id.values()), ids
 
 
-def write_plan(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> Plan[None]:
-    """COPY BINARY into the session's staging table, then one upsert for the batch."""
+def _copy_rows(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    seg = spec.client_segmentation
+    for rid, content, meta, arr in rows:
+        tsv: Any = tsvector_binary(segment(content)) if seg else content
+        yield (rid, content, meta, _vector_param(spec, arr), tsv)
+
+
+def _row_types(spec: TableSpec) -> tuple[str, ...]:
+    last = "tsvector" if spec.client_segmentation else "text"
+    return ("text", "text", "jsonb", spec.vector_type, last)
+
+
+def _staged_upsert(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> Plan[None]:
     yield Exec(stage_ddl(spec))
     yield Exec(stage_truncate_sql(spec))
-    yield Copy(stage_copy_sql(spec), ("text", "text", "jsonb", spec.vector_type, "text"), rows)
+    yield Copy(stage_copy_sql(spec), _row_types(spec), _copy_rows(spec, rows))
     p = Params()
     yield Exec(upsert_from_stage_sql(spec, p), p.values)
+
+
+def write_plan(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> Plan[None]:
+    """Write one batch (run it in one transaction).
+
+    Rows whose ids are stored already are COPied (binary) into a staging table and merged with
+    one ``INSERT ... ON CONFLICT (id) DO UPDATE``. With client-side segmentation the rows are
+    complete (tsvector included), so rows with new ids are COPied straight into the table; if
+    a concurrent writer adds one of those ids meanwhile, the batch falls back to the upsert.
+    """
+    if not spec.client_segmentation:
+        yield from _staged_upsert(spec, rows)
+        return
+    p = Params()
+    found = yield Exec(existing_ids_sql(spec, p, [r[0] for r in rows]), p.values, fetch="all")
+    existing = {r[0] for r in found}
+    fresh = [r for r in rows if r[0] not in existing]
+    stale = [r for r in rows if r[0] in existing]
+    if fresh:
+        yield Exec(_SAVEPOINT)
+        try:
+            yield Copy(direct_copy_sql(spec), _row_types(spec), _copy_rows(spec, fresh))
+        except pg_errors.UniqueViolation:
+            yield Exec(_ROLLBACK_TO)
+            stale = list(rows)
+        else:
+            yield Exec(_RELEASE)
+    if stale:
+        yield from _staged_upsert(spec, stale)
 
 
 def search_settings(
@@ -156,14 +204,35 @@ def _settings(params: dict[str, str]) -> Plan[None]:
 def _embedding_list(value: Any) -> list[float] | None:
     if value is None:
         return None
-    if isinstance(value, (Vector, HalfVector)):
+    if hasattr(value, "to_list"):  # pgvector Vector / HalfVector
         return [float(x) for x in value.to_list()]
-    return [float(x) for x in value]
+    return [float(x) for x in value]  # numpy array (older pgvector-python loaders)
 
 
 def _record(row: Sequence[Any], with_embedding: bool) -> Record:
     emb = _embedding_list(row[3]) if with_embedding else None
     return Record(id=row[0], content=row[1], metadata=row[2] or {}, embedding=emb)
+
+
+_SEARCH_CACHE: dict[tuple[Any, ...], tuple[bytes, tuple[str, ...]]] = {}
+
+
+def _cached_search(
+    spec: TableSpec, vparam: Any, k: int, max_d: float | None, include_embeddings: bool
+) -> tuple[bytes, dict[str, Any]]:
+    """The unfiltered search statement, composed once per table shape (it is the hot path)."""
+    key = (spec, include_embeddings, max_d is not None)
+    hit = _SEARCH_CACHE.get(key)
+    if hit is None:
+        p = Params()
+        q = vector_search_sql(
+            spec, p, vparam, k, max_distance=max_d, include_embeddings=include_embeddings
+        )
+        if len(_SEARCH_CACHE) > 256:
+            _SEARCH_CACHE.clear()
+        hit = _SEARCH_CACHE[key] = (q.as_bytes(None), tuple(p.values))
+    args = [vparam, int(k)] + ([float(max_d)] if max_d is not None else [])
+    return hit[0], dict(zip(hit[1], args, strict=True))
 
 
 def search_plan(
@@ -177,29 +246,38 @@ def search_plan(
     ef_search: int | None,
     probes: int | None,
     include_embeddings: bool,
+    ids: Sequence[str] | None = None,
 ) -> Plan[list[SearchHit]]:
-    """Nearest neighbours, best first, with relevance scores."""
+    """Nearest neighbours, best first, with relevance scores (``ids`` restricts the rows)."""
     _check_k(k)
+    restricted = bool(filter) or ids is not None
     yield from _settings(
-        search_settings(server, k, filtered=bool(filter), ef_search=ef_search, probes=probes)
+        search_settings(server, k, filtered=restricted, ef_search=ef_search, probes=probes)
     )
     max_d = spec.distance.max_distance(score_threshold) if score_threshold is not None else None
-    p = Params()
-    q = vector_search_sql(
-        spec,
-        p,
-        _vector_param(spec, vector),
-        k,
-        filter=filter,
-        max_distance=max_d,
-        include_embeddings=include_embeddings,
-    )
-    rows = yield Exec(q, p.values, fetch="all")
-    if filter and len(rows) < k and not server.has_iterative_scan:
+    vparam = _vector_param(spec, vector)
+    q: bytes | sql.Composed
+    if not restricted:
+        q, values = _cached_search(spec, vparam, k, max_d, include_embeddings)
+    else:
+        p = Params()
+        q = vector_search_sql(
+            spec,
+            p,
+            vparam,
+            k,
+            filter=filter,
+            max_distance=max_d,
+            include_embeddings=include_embeddings,
+            ids=None if ids is None else [str(i) for i in ids],
+        )
+        values = p.values
+    rows = yield Exec(q, values, fetch="all")
+    if restricted and len(rows) < k and not server.has_iterative_scan:
         # pgvector < 0.8 cannot continue an index scan past ef_search candidates, so a
         # filtered HNSW query may come back short although k rows match: rerun it exactly.
         yield from _settings({"enable_indexscan": "off"})
-        rows = yield Exec(q, p.values, fetch="all")
+        rows = yield Exec(q, values, fetch="all")
     return [
         SearchHit(_record(r, include_embeddings), spec.distance.score(float(r[-1])), float(r[-1]))
         for r in rows
@@ -219,6 +297,7 @@ def mmr_plan(
     ef_search: int | None,
     probes: int | None,
     include_embeddings: bool,
+    ids: Sequence[str] | None = None,
 ) -> Plan[list[SearchHit]]:
     """Fetch ``fetch_k`` candidates with their vectors, pick ``k`` by MMR in numpy."""
     _check_k(k)
@@ -233,6 +312,7 @@ def mmr_plan(
         ef_search=max(ef_search or 0, fetch_k),
         probes=probes,
         include_embeddings=True,
+        ids=ids,
     )
     if not hits:
         return []
@@ -248,13 +328,20 @@ def mmr_plan(
 
 
 def text_plan(
-    spec: TableSpec, query: str, k: int, *, filter: Filter | None
+    spec: TableSpec,
+    query: str,
+    k: int,
+    *,
+    filter: Filter | None,
+    ids: Sequence[str] | None = None,
 ) -> Plan[list[SearchHit]]:
     """Full-text search (client-side jieba segmentation or the server configuration)."""
     _check_k(k)
     p = Params()
-    qtext = segmented_text(query) if spec.client_segmentation else query
-    rows = yield Exec(text_search_sql(spec, p, qtext, k, filter=filter), p.values, fetch="all")
+    qtext = segment(query) if spec.client_segmentation else query
+    id_list = None if ids is None else [str(i) for i in ids]
+    stmt = text_search_sql(spec, p, qtext, k, filter=filter, ids=id_list)
+    rows = yield Exec(stmt, p.values, fetch="all")
     return [SearchHit(_record(r, False), float(r[3]), None) for r in rows]
 
 
@@ -272,6 +359,7 @@ def hybrid_plan(
     text_weight: float,
     ef_search: int | None,
     probes: int | None,
+    ids: Sequence[str] | None = None,
 ) -> Plan[list[SearchHit]]:
     """Vector + full-text ranks fused by reciprocal rank fusion in one statement."""
     _check_k(k)
@@ -279,9 +367,11 @@ def hybrid_plan(
         raise InvalidInputError("rrf_k and the weights must be >= 0, and not both weights 0")
     n = max(fetch_k or max(4 * k, 20), k)
     yield from _settings(
-        search_settings(server, n, filtered=bool(filter), ef_search=ef_search, probes=probes)
+        search_settings(
+            server, n, filtered=bool(filter) or ids is not None, ef_search=ef_search, probes=probes
+        )
     )
-    qtext = segmented_text(query) if spec.client_segmentation else query
+    qtext = segment(query) if spec.client_segmentation else query
     p = Params()
     stmt = hybrid_sql(
         spec,
@@ -294,6 +384,7 @@ def hybrid_plan(
         rrf_k=rrf_k,
         vector_weight=vector_weight,
         text_weight=text_weight,
+        ids=None if ids is None else [str(i) for i in ids],
     )
     rows = yield Exec(stmt, p.values, fetch="all")
     best = (vector_weight + text_weight) / (rrf_k + 1)
@@ -411,13 +502,16 @@ def explain_plan(
     probes: int | None,
     analyze: bool,
     settings: Mapping[str, str] | None = None,
+    ids: Sequence[str] | None = None,
 ) -> Plan[str]:
     """``EXPLAIN`` of the statement :func:`search_plan` runs, under the same settings."""
     _check_k(k)
-    local = search_settings(server, k, filtered=bool(filter), ef_search=ef_search, probes=probes)
+    restricted = bool(filter) or ids is not None
+    local = search_settings(server, k, filtered=restricted, ef_search=ef_search, probes=probes)
     yield from _settings({**local, **(settings or {})})
     p = Params()
-    q = vector_search_sql(spec, p, _vector_param(spec, vector), k, filter=filter)
+    id_list = None if ids is None else [str(i) for i in ids]
+    q = vector_search_sql(spec, p, _vector_param(spec, vector), k, filter=filter, ids=id_list)
     head = sql.SQL("EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN ")
     rows = yield Exec(head + q, p.values, fetch="all")
     return "\n".join(str(r[0]) for r in rows)

@@ -4,7 +4,7 @@ a thin sync runner and a thin async runner execute them (no event loop in a thre
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -16,7 +16,7 @@ __all__ = ["Copy", "Exec", "Plan", "run_async", "run_sync"]
 T = TypeVar("T")
 
 
-Query = sql.SQL | sql.Composed
+Query = sql.SQL | sql.Composed | bytes
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Copy:
 
     query: Query
     types: Sequence[str]
-    rows: Sequence[Sequence[Any]] = field(default_factory=list)
+    rows: Iterable[Sequence[Any]] = field(default_factory=list)
 
 
 Op = Exec | Copy

@@ -201,6 +201,28 @@ class Engine:
             self._dsn = embedded_dsn()
         return self._dsn
 
+    def close(self) -> None:
+        """Close the shared sync pool of this store's DSN (reopened on next use).
+
+        Connections and pools the caller passed stay open: they belong to the caller.
+        """
+        if self._dsn is not None:
+            close_pools(self._dsn)
+
+    async def aclose(self) -> None:
+        """Close this DSN's async connections in the running loop, and the sync pool."""
+        if self._dsn is None:
+            return
+        loop = asyncio.get_running_loop()
+        with _lock:
+            pool = _async_pools.pop((self._dsn, id(loop)), None)
+        if pool is not None:
+            idle, pool.idle = pool.idle, []
+            for conn in idle:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+        close_pools(self._dsn)
+
     @contextmanager
     def connect(self) -> Iterator[psycopg.Connection[Any]]:
         """A sync connection for one operation."""

@@ -15,11 +15,15 @@ from .schema import TableSpec
 
 __all__ = [
     "STAGE_COLUMNS",
+    "TABLE_COLUMNS",
     "count_sql",
     "delete_sql",
+    "direct_copy_sql",
+    "existing_ids_sql",
     "get_sql",
     "hybrid_sql",
     "settings_sql",
+    "stage_columns",
     "stage_copy_sql",
     "stage_ddl",
     "stage_truncate_sql",
@@ -30,18 +34,30 @@ __all__ = [
 ]
 
 STAGE_COLUMNS = ("id", "content", "metadata", "embedding", "tsv_input")
+TABLE_COLUMNS = ("id", "content", "metadata", "embedding", "content_tsv")
 
 
 def _stage(spec: TableSpec) -> sql.Identifier:
-    return sql.Identifier(f"_qwen_pg_stage_{spec.vector_type}")
+    suffix = "tsv" if spec.client_segmentation else "txt"
+    return sql.Identifier(f"_qwen_pg_stage_{spec.vector_type}_{suffix}")
+
+
+def _columns(names: tuple[str, ...]) -> sql.Composable:
+    return sql.SQL(", ").join(map(sql.Identifier, names))
+
+
+def stage_columns(spec: TableSpec) -> tuple[str, ...]:
+    """Staging columns: the table's own with a client-built tsvector, else the text to index."""
+    return TABLE_COLUMNS if spec.client_segmentation else STAGE_COLUMNS
 
 
 def stage_ddl(spec: TableSpec) -> sql.Composed:
     """The session's temporary staging table for COPY (one per vector type, any dimension)."""
+    last = "content_tsv tsvector" if spec.client_segmentation else "tsv_input text"
     return sql.SQL(
         "CREATE TEMP TABLE IF NOT EXISTS {} "
-        "(id text, content text, metadata jsonb, embedding {}, tsv_input text)"
-    ).format(_stage(spec), sql.SQL(spec.vector_type))
+        "(id text, content text, metadata jsonb, embedding {}, {})"
+    ).format(_stage(spec), sql.SQL(spec.vector_type), sql.SQL(last))
 
 
 def stage_truncate_sql(spec: TableSpec) -> sql.Composed:
@@ -52,19 +68,44 @@ def stage_truncate_sql(spec: TableSpec) -> sql.Composed:
 def stage_copy_sql(spec: TableSpec) -> sql.Composed:
     """``COPY ... FROM STDIN (FORMAT BINARY)`` into the staging table."""
     return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        _stage(spec), sql.SQL(", ").join(map(sql.Identifier, STAGE_COLUMNS))
+        _stage(spec), _columns(stage_columns(spec))
+    )
+
+
+def direct_copy_sql(spec: TableSpec) -> sql.Composed:
+    """``COPY ... FROM STDIN (FORMAT BINARY)`` straight into the table (rows with new ids)."""
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        spec.ident, _columns(TABLE_COLUMNS)
+    )
+
+
+def existing_ids_sql(spec: TableSpec, params: Params, ids: list[str]) -> sql.Composed:
+    """Which of ``ids`` are already stored."""
+    return sql.SQL("SELECT id FROM {} WHERE id = ANY({}::text[])").format(
+        spec.ident, params.add(ids)
     )
 
 
 def upsert_from_stage_sql(spec: TableSpec, params: Params) -> sql.Composed:
     """One ``INSERT ... ON CONFLICT (id) DO UPDATE`` for the whole staged batch."""
+    tsv: sql.Composable = (
+        sql.SQL("content_tsv")
+        if spec.client_segmentation
+        else sql.SQL("to_tsvector({}::regconfig, tsv_input)").format(params.add(spec.ts_config))
+    )
     return sql.SQL(
         "INSERT INTO {t} (id, content, metadata, embedding, content_tsv) "
-        "SELECT id, content, metadata, embedding, to_tsvector({cfg}::regconfig, tsv_input) "
+        "SELECT id, content, metadata, embedding, {tsv} "
         "FROM {s} ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, "
         "metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding, "
         "content_tsv = EXCLUDED.content_tsv"
-    ).format(t=spec.ident, s=_stage(spec), cfg=params.add(spec.ts_config))
+    ).format(t=spec.ident, s=_stage(spec), tsv=tsv)
+
+
+def _ids_cond(params: Params, ids: list[str] | None, column: str = "id") -> sql.Composable | None:
+    if ids is None:
+        return None
+    return sql.SQL("{} = ANY({}::text[])").format(sql.SQL(column), params.add(ids))
 
 
 def _where(parts: list[sql.Composable | None]) -> sql.Composable:
@@ -140,6 +181,7 @@ def vector_search_sql(
     filter: Filter | None = None,
     max_distance: float | None = None,
     include_embeddings: bool = False,
+    ids: list[str] | None = None,
 ) -> sql.Composed:
     """Nearest neighbours by the table's operator, best first: ``id, content, metadata, distance``.
 
@@ -157,7 +199,7 @@ def vector_search_sql(
         op=spec.operator,
         q=q,
         t=spec.ident,
-        where=_where([compile_filter(filter, params)]),
+        where=_where([_ids_cond(params, ids), compile_filter(filter, params)]),
         k=params.add(int(k)),
     )
     bound = (
@@ -168,30 +210,44 @@ def vector_search_sql(
     return sql.SQL("SELECT * FROM ({}) AS nearest{} ORDER BY distance, id").format(inner, bound)
 
 
-def tsquery_sql(spec: TableSpec, params: Params, query_text: str) -> sql.Composed:
+def tsquery_sql(spec: TableSpec, params: Params, query: str | list[str]) -> sql.Composed:
     """A tsquery OR-ing every lexeme of the query (``NULL`` if it has none).
 
-    The lexemes come from ``to_tsvector`` itself (of the jieba-segmented query for client-side
-    segmentation, of the raw query for a server configuration), each quoted as a tsquery literal.
+    With client-side segmentation ``query`` is the list of words (as they are stored); with a
+    server configuration it is the raw text and the lexemes come from ``to_tsvector`` itself.
+    Each lexeme is quoted as a tsquery literal, so query text is never parsed as tsquery syntax.
     """
+    if isinstance(query, list):
+        source = sql.SQL("unnest({}::text[]) AS lexeme").format(params.add(query))
+    else:
+        source = sql.SQL("unnest(to_tsvector({}::regconfig, {}::text))").format(
+            params.add(spec.ts_config), params.add(query)
+        )
     return sql.SQL(
-        "(SELECT string_agg('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''', "
-        "' | ')::tsquery FROM unnest(to_tsvector({cfg}::regconfig, {txt}::text)))"
-    ).format(cfg=params.add(spec.ts_config), txt=params.add(query_text))
+        "(SELECT string_agg(DISTINCT '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') "
+        "|| '''', ' | ')::tsquery FROM {})"
+    ).format(source)
 
 
 def text_search_sql(
-    spec: TableSpec, params: Params, query_text: str, k: int, *, filter: Filter | None = None
+    spec: TableSpec,
+    params: Params,
+    query_text: str | list[str],
+    k: int,
+    *,
+    filter: Filter | None = None,
+    ids: list[str] | None = None,
 ) -> sql.Composed:
     """Full-text search ranked by ``ts_rank_cd`` (normalised to [0, 1)): ``..., rank``."""
     return sql.SQL(
         "WITH q AS (SELECT {tsq} AS tsq) "
         "SELECT t.id, t.content, t.metadata, ts_rank_cd(t.content_tsv, q.tsq, 32) AS rank "
-        "FROM {t} AS t, q WHERE t.content_tsv @@ q.tsq{filt} "
+        "FROM {t} AS t, q WHERE t.content_tsv @@ q.tsq{ids}{filt} "
         "ORDER BY rank DESC, t.id LIMIT {k}"
     ).format(
         tsq=tsquery_sql(spec, params, query_text),
         t=spec.ident,
+        ids=_and(_ids_cond(params, ids, "t.id")),
         filt=_and(compile_filter(filter, params, sql.SQL("t.metadata"))),
         k=params.add(int(k)),
     )
@@ -205,7 +261,7 @@ def hybrid_sql(
     spec: TableSpec,
     params: Params,
     vector: Any,
-    query_text: str,
+    query_text: str | list[str],
     k: int,
     *,
     fetch_k: int,
@@ -213,6 +269,7 @@ def hybrid_sql(
     rrf_k: int = 60,
     vector_weight: float = 1.0,
     text_weight: float = 1.0,
+    ids: list[str] | None = None,
 ) -> sql.Composed:
     """Vector and full-text rankings fused by reciprocal rank fusion, in one statement.
 
@@ -220,8 +277,10 @@ def hybrid_sql(
     text ranking found).
     """
     q = _query_vector(spec, params, vector)
-    vec_filter = _where([compile_filter(filter, params)])
-    txt_filter = _and(compile_filter(filter, params, sql.SQL("t.metadata")))
+    vec_filter = _where([_ids_cond(params, ids), compile_filter(filter, params)])
+    txt_filter = _and(_ids_cond(params, ids, "t.id")) + _and(
+        compile_filter(filter, params, sql.SQL("t.metadata"))
+    )
     n = params.add(int(fetch_k))
     rk = params.add(float(rrf_k))
     return sql.SQL(

@@ -29,6 +29,7 @@ from . import _ops
 from ._async import AsyncMethods
 from ._plan import Plan, run_sync
 from ._setup import Requested, setup_plan
+from ._tsvector import TsVector, TsVectorDumper
 from .connection import ConnectionArg, Engine
 from .filters import Filter
 from .records import Distance, EmbeddingLike, Record, SearchHit
@@ -133,7 +134,7 @@ class PGStore(AsyncMethods):
         embedding_model: str | None = None,
         text_search: str = "auto",
         vector_type: str = "auto",
-        batch_size: int = 1000,
+        batch_size: int = 2000,
         create_table: bool = True,
     ) -> None:
         for label, name in (("table_name", table_name), ("schema_name", schema_name)):
@@ -195,6 +196,17 @@ class PGStore(AsyncMethods):
         """The server's pgvector version (known after the first call)."""
         return self._server.pgvector if self._server else None
 
+    def close(self) -> None:
+        """Close the pooled connections this store's DSN opened (they reopen on next use).
+
+        Connections or pools passed in as ``connection`` are left to their owner.
+        """
+        self._engine.close()
+
+    async def aclose(self) -> None:
+        """Async :meth:`close` (also closes the async connections of the running loop)."""
+        await self._engine.aclose()
+
     def _forget(self) -> None:
         self._spec = None
 
@@ -205,6 +217,7 @@ class PGStore(AsyncMethods):
         register_vector_info(conn, infos[0])
         if infos[1] is not None:
             register_halfvec_info(conn, infos[1])
+        conn.adapters.register_dumper(TsVector, TsVectorDumper)
         self._registered.add(conn)
 
     # -- sync --------------------------------------------------------------------------------
@@ -318,6 +331,7 @@ class PGStore(AsyncMethods):
         *,
         k: int = 4,
         filter: Filter | None = None,
+        ids: Sequence[str] | None = None,
         score_threshold: float | None = None,
         ef_search: int | None = None,
         probes: int | None = None,
@@ -339,7 +353,11 @@ class PGStore(AsyncMethods):
             assert spec is not None and self._server is not None
             vec = _ops.query_vector(spec, embedding)
             settings = _ops.search_settings(
-                self._server, k, filtered=bool(filter), ef_search=ef_search, probes=probes
+                self._server,
+                k,
+                filtered=bool(filter) or ids is not None,
+                ef_search=ef_search,
+                probes=probes,
             )
             plan = _ops.search_plan(
                 spec,
@@ -347,6 +365,7 @@ class PGStore(AsyncMethods):
                 vec,
                 k,
                 filter=filter,
+                ids=ids,
                 score_threshold=score_threshold,
                 ef_search=ef_search,
                 probes=probes,
@@ -360,6 +379,7 @@ class PGStore(AsyncMethods):
         *,
         k: int = 4,
         filter: Filter | None = None,
+        ids: Sequence[str] | None = None,
         ef_search: int | None = None,
         probes: int | None = None,
         analyze: bool = False,
@@ -378,6 +398,7 @@ class PGStore(AsyncMethods):
                 _ops.query_vector(spec, embedding),
                 k,
                 filter=filter,
+                ids=ids,
                 ef_search=ef_search,
                 probes=probes,
                 analyze=analyze,
@@ -393,6 +414,7 @@ class PGStore(AsyncMethods):
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
         filter: Filter | None = None,
+        ids: Sequence[str] | None = None,
         score_threshold: float | None = None,
         ef_search: int | None = None,
         probes: int | None = None,
@@ -410,6 +432,7 @@ class PGStore(AsyncMethods):
                 fetch_k=fetch_k,
                 lambda_mult=lambda_mult,
                 filter=filter,
+                ids=ids,
                 score_threshold=score_threshold,
                 ef_search=ef_search,
                 probes=probes,
@@ -418,14 +441,19 @@ class PGStore(AsyncMethods):
             return self._run(conn, plan, tx=True)
 
     def text_search(
-        self, query: str, *, k: int = 4, filter: Filter | None = None
+        self,
+        query: str,
+        *,
+        k: int = 4,
+        filter: Filter | None = None,
+        ids: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         """Full-text search only (Chinese segmented client-side unless the server can)."""
         with _db_errors(self), self._engine.connect() as conn:
             spec = self._ready(conn, None)
             if spec is None:
                 return []
-            return self._run(conn, _ops.text_plan(spec, query, k, filter=filter), tx=False)
+            return self._run(conn, _ops.text_plan(spec, query, k, filter=filter, ids=ids), tx=False)
 
     def hybrid_search(
         self,
@@ -434,6 +462,7 @@ class PGStore(AsyncMethods):
         *,
         k: int = 4,
         filter: Filter | None = None,
+        ids: Sequence[str] | None = None,
         fetch_k: int | None = None,
         rrf_k: int = 60,
         vector_weight: float = 1.0,
@@ -453,6 +482,7 @@ class PGStore(AsyncMethods):
                 k,
                 fetch_k=fetch_k,
                 filter=filter,
+                ids=ids,
                 rrf_k=rrf_k,
                 vector_weight=vector_weight,
                 text_weight=text_weight,

@@ -1,8 +1,9 @@
 """Client-side word segmentation for full-text search (Chinese and other languages alike).
 
 PostgreSQL's built-in parsers turn a Chinese sentence into one token. Without a server
-extension (zhparser, pg_jieba) we segment with jieba on the client and store the words,
-space-separated, in a ``simple`` tsvector; queries are segmented the same way.
+extension (zhparser, pg_jieba) we segment on the client (jieba's dictionary, through ``rjieba``
+when installed, else ``jieba``) and store the words as a ``simple`` tsvector; queries are
+segmented the same way. Text without CJK characters is split on word characters only.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Any
+from collections.abc import Callable, Iterable
 
 __all__ = ["STOPWORDS", "segment", "segmented_text"]
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# Han, kana, hangul: scripts written without spaces, where jieba is needed
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 # Function words that match nearly every document; an OR query over them would rank noise.
 STOPWORDS = frozenset(
     [
@@ -98,20 +101,28 @@ STOPWORDS = frozenset(
     ]
 )
 _lock = threading.Lock()
-_jieba: Any = None
+_cut: Callable[[str], Iterable[str]] | None = None
 
 
-def _load() -> Any:
-    global _jieba
-    if _jieba is None:
+def _load() -> Callable[[str], Iterable[str]]:
+    """jieba's search-mode cut: ``rjieba`` (Rust, same dictionary, ~50x faster) when installed,
+    else ``jieba`` (quiet)."""
+    global _cut
+    if _cut is None:
         with _lock:
-            if _jieba is None:
-                import jieba
+            if _cut is None:
+                try:
+                    import rjieba
 
-                jieba.setLogLevel(logging.WARNING)
-                jieba.initialize()
-                _jieba = jieba
-    return _jieba
+                    _cut = rjieba.cut_for_search
+                except ImportError:  # pragma: no cover - rjieba is a dependency
+                    import jieba
+
+                    jieba.setLogLevel(logging.WARNING)
+                    jieba.initialize()
+                    _cut = jieba.cut_for_search
+    assert _cut is not None
+    return _cut
 
 
 def segment(text: str) -> list[str]:
@@ -123,8 +134,11 @@ def segment(text: str) -> list[str]:
     """
     if not text:
         return []
+    if not _CJK.search(text):
+        # nothing to segment: plain word splitting gives what jieba would, much faster
+        return [w for w in (m.lower() for m in _WORD.findall(text)) if w not in STOPWORDS]
     words: list[str] = []
-    for token in _load().cut_for_search(text):
+    for token in _load()(text):
         # jieba keeps punctuation and mixed tokens; keep only word characters so the output
         # is also safe to quote as tsquery lexemes.
         words.extend(w for w in (m.lower() for m in _WORD.findall(token)) if w not in STOPWORDS)
