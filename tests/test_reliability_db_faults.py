@@ -42,14 +42,23 @@ from qwen_pg_integrations.testing import DashScopeEmulator
 
 DIM = 64
 
-# REL_NEEDS.md #1: the package's own pools get check=ConnectionPool.check_connection
-POOL_CHECKS = "check=" in inspect.getsource(connection._sync_pool)
-needs_pool_check = pytest.mark.xfail(
-    not POOL_CHECKS,
-    reason="REL_NEEDS.md #1: the store's pool hands out dead connections (no check=)",
-    raises=DatabaseConnectionError,
-    strict=True,
-)
+# REL_NEEDS.md #1: the package's own pools check a connection before handing it out
+_SYNC_SRC = inspect.getsource(connection._sync_pool)
+SYNC_POOL_CHECKS = "check=" in _SYNC_SRC
+ASYNC_POOL_CHECKS = "check_connection" in inspect.getsource(connection).replace(_SYNC_SRC, "")
+
+
+def _needs_pool_check(ready: bool) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(
+        not ready,
+        reason="REL_NEEDS.md #1: the store's pool hands out dead connections (no health check)",
+        raises=DatabaseConnectionError,
+        strict=True,
+    )
+
+
+needs_pool_check = _needs_pool_check(SYNC_POOL_CHECKS)
+needs_async_pool_check = _needs_pool_check(ASYNC_POOL_CHECKS)
 
 
 @pytest.fixture
@@ -354,7 +363,7 @@ def test_server_restart_between_two_calls_is_survived(private_server: Any) -> No
     record_figures("db_restart_sync", restart_seconds=round(seconds, 2), rows=rows, errors=0)
 
 
-@needs_pool_check
+@needs_async_pool_check
 def test_server_restart_between_two_async_calls_is_survived(private_server: Any) -> None:
     dsn = with_app_name(private_server.dsn, unique_app("restart"))
     store = PGStore(dsn, table_name="restart_async", dimension=DIM)
