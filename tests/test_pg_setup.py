@@ -207,3 +207,28 @@ def test_sync_and_async_connection_kinds_are_checked(pg_dsn: str, table_name: st
         store.drop()
     with pytest.raises(ConfigurationError):
         PGStore(42, table_name=table_name)  # type: ignore[arg-type]
+
+
+def test_non_autocommit_pool_and_connection_commit_the_store_work(
+    pg_dsn: str, table_name: str
+) -> None:
+    from psycopg_pool import ConnectionPool
+
+    with ConnectionPool(pg_dsn, min_size=1, max_size=1, open=True) as pool:  # autocommit off
+        store = PGStore(pool, table_name=table_name)
+        store.add([Record("a", "x", {"n": 1}, [1.0, 0.0]), Record("b", "y", {"n": 2}, [0.0, 1.0])])
+        assert store.delete(filter={"n": 2}) == 1
+        assert store.search([1.0, 0.0], k=5)[0].record.id == "a"
+        with pool.connection() as conn:
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    other = PGStore(pg_dsn, table_name=table_name)  # another session sees committed work
+    try:
+        assert [r.id for r in other.get(filter={})] == ["a"]
+        with psycopg.connect(pg_dsn) as conn:  # a caller's open transaction stays in charge
+            conn.execute("SELECT 1")
+            mine = PGStore(conn, table_name=table_name)
+            mine.add([Record("c", "z", {}, [0.5, 0.5])])
+            conn.rollback()
+        assert other.count() == 1
+    finally:
+        other.drop()

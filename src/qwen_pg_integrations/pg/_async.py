@@ -62,7 +62,7 @@ class AsyncMethods:
         return self._spec
 
     async def _arun(self, conn: psycopg.AsyncConnection[Any], plan: Plan[T], *, tx: bool) -> T:
-        if tx:
+        if tx or not conn.autocommit:
             async with conn.transaction():
                 return await run_async(conn, plan)
         return await run_async(conn, plan)
@@ -125,7 +125,7 @@ class AsyncMethods:
                 spec = await self._aready(conn, None)
                 if spec is None:
                     return 0
-                return await self._arun(conn, _ops.delete_plan(spec, ids, filter), tx=False)
+                return await self._arun(conn, _ops.delete_plan(spec, ids, filter), tx=True)
 
     async def acount(self, filter: Filter | None = None) -> int:
         """Async :meth:`~.store.PGStore.count`."""
@@ -142,7 +142,7 @@ class AsyncMethods:
             async with self._engine.aconnect() as conn:
                 spec = await self._aready(conn, None)
                 if spec is not None:
-                    await self._arun(conn, _ops.clear_plan(spec), tx=False)
+                    await self._arun(conn, _ops.clear_plan(spec), tx=True)
 
     async def asearch(
         self,

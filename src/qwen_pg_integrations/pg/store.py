@@ -239,7 +239,10 @@ class PGStore(AsyncMethods):
         return self._spec
 
     def _run(self, conn: psycopg.Connection[Any], plan: Plan[T], *, tx: bool) -> T:
-        if tx:
+        # outside autocommit a bare statement would leave a transaction open (and a pool would
+        # roll it back on return): always give it its own transaction (a savepoint if the caller
+        # has one open, so the caller's transaction stays in charge)
+        if tx or not conn.autocommit:
             with conn.transaction():
                 return run_sync(conn, plan)
         return run_sync(conn, plan)
@@ -302,7 +305,7 @@ class PGStore(AsyncMethods):
             spec = self._ready(conn, None)
             if spec is None:
                 return 0
-            return self._run(conn, _ops.delete_plan(spec, ids, filter), tx=False)
+            return self._run(conn, _ops.delete_plan(spec, ids, filter), tx=True)
 
     def count(self, filter: Filter | None = None) -> int:
         """Number of rows (matching ``filter``)."""
@@ -315,7 +318,7 @@ class PGStore(AsyncMethods):
         with _db_errors(self), self._engine.connect() as conn:
             spec = self._ready(conn, None)
             if spec is not None:
-                self._run(conn, _ops.clear_plan(spec), tx=False)
+                self._run(conn, _ops.clear_plan(spec), tx=True)
 
     def drop(self) -> None:
         """Drop the table and its catalog row."""
