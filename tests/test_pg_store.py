@@ -315,3 +315,30 @@ def test_concurrent_insert_of_the_same_id_falls_back_to_upsert(store: PGStore, p
         other.close()
     assert [r.content for r in store.get(["race"])] == ["ours"]
     assert store.count() == 2
+
+
+def test_streaming_add_keeps_memory_bounded(pg_dsn: str, table_name: str) -> None:
+    import tracemalloc
+
+    store = PGStore(pg_dsn, table_name=table_name, batch_size=500)
+    rng = np.random.default_rng(0)
+
+    def gen() -> Iterator[Record]:
+        for i in range(10_000):  # 10,000 x 512 float32 = 20 MB if it were all held at once
+            yield Record(
+                f"r{i}",
+                f"streamed chunk {i}",
+                {"i": i},
+                rng.standard_normal(512).astype(np.float32),
+            )
+
+    try:
+        store.add([Record("warm", "x", {}, np.ones(512))])  # setup outside the measurement
+        tracemalloc.start()
+        store.add(gen())
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert store.count() == 10_001
+        assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+    finally:
+        store.drop()
