@@ -17,6 +17,7 @@ from .connection import Engine
 from .filters import Filter
 from .records import EmbeddingLike, Record, SearchHit
 from .schema import ServerInfo, TableSpec
+from .text import warm_up
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -49,6 +50,8 @@ class AsyncMethods:
         if self._spec is None or self._server is None:
             async with conn.transaction():
                 self._server, self._spec = await run_async(conn, setup_plan(self._req, dim_hint))
+            if self._spec is not None and self._spec.client_segmentation:
+                warm_up()
         if self._spec is not None and conn not in self._registered:
             if self._types is None:
                 vec = await TypeInfo.fetch(conn, "vector")

@@ -34,6 +34,7 @@ from .connection import ConnectionArg, Engine
 from .filters import Filter
 from .records import Distance, EmbeddingLike, Record, SearchHit
 from .schema import ServerInfo, TableSpec
+from .text import warm_up
 
 __all__ = ["PGStore"]
 
@@ -226,6 +227,8 @@ class PGStore(AsyncMethods):
         if self._spec is None or self._server is None:
             with conn.transaction():
                 self._server, self._spec = run_sync(conn, setup_plan(self._req, dim_hint))
+            if self._spec is not None and self._spec.client_segmentation:
+                warm_up()
         if self._spec is not None and conn not in self._registered:
             if self._types is None:
                 vec = TypeInfo.fetch(conn, "vector")
