@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 __all__ = ["AsyncMethods"]
+
+
+async def _aiter(items: Iterable[Record] | AsyncIterable[Record]) -> AsyncIterator[Record]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
 
 
 class AsyncMethods:
@@ -78,18 +87,26 @@ class AsyncMethods:
 
     async def aadd(self, records: Iterable[Record] | AsyncIterable[Record]) -> list[str]:
         """Async :meth:`~.store.PGStore.add` (also takes an async iterable)."""
-        from .store import _achunks, _first_dim
+        from .store import _dim
 
         ids: list[str] = []
         with self._errors():
             async with self._engine.aconnect() as conn:
-                async for batch in _achunks(records, self.batch_size):
-                    spec = await self._aready(conn, _first_dim(batch))
-                    if spec is None:
-                        raise InvalidInputError("records need embeddings")
-                    rows, batch_ids = _ops.build_rows(spec, batch)
-                    await self._arun(conn, _ops.write_plan(spec, rows), tx=True)
-                    ids.extend(batch_ids)
+                batch: _ops.RowBatch | None = None
+                async for rec in _aiter(records):
+                    if batch is None:
+                        spec = await self._aready(conn, _dim(rec))
+                        if spec is None:
+                            raise InvalidInputError("records need embeddings")
+                        batch = _ops.RowBatch(spec)
+                    batch.add(rec)
+                    if len(batch) >= self.batch_size:
+                        await self._arun(conn, _ops.write_plan(batch.spec, batch.rows()), tx=True)
+                        ids.extend(batch.ids)
+                        batch = _ops.RowBatch(batch.spec)
+                if batch is not None and len(batch):
+                    await self._arun(conn, _ops.write_plan(batch.spec, batch.rows()), tx=True)
+                    ids.extend(batch.ids)
         return ids
 
     async def aget(

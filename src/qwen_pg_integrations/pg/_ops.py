@@ -41,6 +41,7 @@ from .schema import ServerInfo, TableSpec, index_ddl
 from .text import segment
 
 __all__ = [
+    "RowBatch",
     "build_rows",
     "count_plan",
     "delete_plan",
@@ -80,17 +81,25 @@ def query_vector(spec: TableSpec, embedding: Any) -> npt.NDArray[np.float32]:
     return arr
 
 
-def build_rows(
-    spec: TableSpec, records: Iterable[Record]
-) -> tuple[list[tuple[Any, ...]], list[str]]:
-    """Checked rows for one batch (later duplicates of an id win) and the ids in input order.
+class RowBatch:
+    """Checked rows of one write batch, built record by record so the caller's records (and their
+    vectors, often lists of Python floats) can be freed as soon as they are read.
 
-    Rows hold the float32 vector and the text; :func:`_copy_rows` turns them into COPY rows
-    (vector encoding, tsvector) while COPY streams, so Python work overlaps the server's.
+    Later duplicates of an id win. Rows hold the float32 vector and the text; :func:`_copy_rows`
+    turns them into COPY rows (vector encoding, tsvector) while COPY streams.
     """
-    by_id: dict[str, tuple[Any, ...]] = {}
-    ids: list[str] = []
-    for rec in records:
+
+    def __init__(self, spec: TableSpec) -> None:
+        self.spec = spec
+        self.by_id: dict[str, tuple[Any, ...]] = {}
+        self.ids: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, rec: Record) -> None:
+        """Check one record and add its row."""
+        spec = self.spec
         if not isinstance(rec, Record):
             raise InvalidInputError(f"expected Record, got {type(rec).__name__}")
         if not isinstance(rec.content, str):
@@ -109,10 +118,23 @@ def build_rows(
         rid = rec.id if rec.id is not None else stable_id(content, meta)
         if not isinstance(rid, str) or not rid:
             raise InvalidInputError(f"ids must be non-empty strings, got {rid!r}")
-        by_id.pop(rid, None)
-        by_id[rid] = (rid, content, Jsonb(dumps_metadata(meta), dumps=_identity), arr)
-        ids.append(rid)
-    return list(by_id.values()), ids
+        self.by_id.pop(rid, None)
+        self.by_id[rid] = (rid, content, Jsonb(dumps_metadata(meta), dumps=_identity), arr)
+        self.ids.append(rid)
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The rows, one per id."""
+        return list(self.by_id.values())
+
+
+def build_rows(
+    spec: TableSpec, records: Iterable[Record]
+) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """Rows for ``records`` as one batch, and the ids in input order."""
+    batch = RowBatch(spec)
+    for rec in records:
+        batch.add(rec)
+    return batch.rows(), batch.ids
 
 
 def _copy_rows(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:

@@ -7,8 +7,9 @@ the table is ready, and run the plan in a transaction when it needs one.
 
 from __future__ import annotations
 
+import itertools
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
@@ -66,37 +67,9 @@ def _db_errors(store: PGStore) -> Iterator[None]:
         raise StorageError(f"{type(err).__name__}: {err}") from err
 
 
-def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-async def _achunks(items: Iterable[T] | AsyncIterable[T], size: int) -> AsyncIterator[list[T]]:
-    if not isinstance(items, AsyncIterable):
-        for b in _chunks(items, size):
-            yield b
-        return
-    batch: list[T] = []
-    async for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _first_dim(batch: Sequence[Record]) -> int | None:
-    for rec in batch:
-        if rec.embedding is not None:
-            return len(rec.embedding)
-    return None
+def _dim(rec: Any) -> int | None:
+    emb = getattr(rec, "embedding", None)
+    return None if emb is None else len(emb)
 
 
 class PGStore(AsyncMethods):
@@ -266,14 +239,24 @@ class PGStore(AsyncMethods):
             The ids, in input order.
         """
         ids: list[str] = []
+        it = iter(records)
+        first = next(it, None)
+        if first is None:
+            return ids
         with _db_errors(self), self._engine.connect() as conn:
-            for batch in _chunks(records, self.batch_size):
-                spec = self._ready(conn, _first_dim(batch))
-                if spec is None:
-                    raise InvalidInputError("records need embeddings")
-                rows, batch_ids = _ops.build_rows(spec, batch)
-                self._run(conn, _ops.write_plan(spec, rows), tx=True)
-                ids.extend(batch_ids)
+            spec = self._ready(conn, _dim(first))
+            if spec is None:
+                raise InvalidInputError("records need embeddings")
+            batch = _ops.RowBatch(spec)
+            for rec in itertools.chain([first], it):
+                batch.add(rec)
+                if len(batch) >= self.batch_size:
+                    self._run(conn, _ops.write_plan(spec, batch.rows()), tx=True)
+                    ids.extend(batch.ids)
+                    batch = _ops.RowBatch(spec)
+            if len(batch):
+                self._run(conn, _ops.write_plan(spec, batch.rows()), tx=True)
+                ids.extend(batch.ids)
         return ids
 
     def get(
