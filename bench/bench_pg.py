@@ -38,6 +38,7 @@ from pg_ours import OURS
 from pg_raw import RawPsycopg
 
 HERE = Path(__file__).resolve().parent
+REPEAT_BELOW_S = 5.0  # ingests faster than this are repeated (median of 3); slower ones run once
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Sizes:
     filtered_queries: int
     warmup: int
     mem_rows: list[int]
+    ingest_repeats: int = 3
 
 
 FULL = Sizes(
@@ -67,6 +69,7 @@ class Result:
     skipped: str = ""
     error: str = ""
     ingest_s: float | None = None
+    ingest_runs: list[float] = field(default_factory=list)
     rows_stored: int | None = None
     index_s: float | None = None
     p50_ms: float | None = None
@@ -162,9 +165,16 @@ def run_system(system: System, kind: str, data: Dataset, sizes: Sizes, dsn: str)
     res = Result(name=system.name, kind=kind)
     qvecs = data.queries.tolist()
     try:
-        system.setup(data)
-        _quiet_sql(dsn, "CHECKPOINT")
-        res.ingest_s = _timed(lambda: system.ingest(data))
+        runs: list[float] = []
+        while True:  # median of up to 3 ingests for the fast systems: the machine is shared
+            system.setup(data)
+            _quiet_sql(dsn, "CHECKPOINT")
+            runs.append(_timed(lambda: system.ingest(data)))
+            if len(runs) >= sizes.ingest_repeats or runs[-1] > REPEAT_BELOW_S:
+                break
+            system.close()
+        res.ingest_s = statistics.median(runs)
+        res.ingest_runs = runs
         res.rows_stored = count_rows(dsn, system.tables)
         res.index_s = _timed(system.build_index)
         for t in system.tables:
@@ -192,7 +202,9 @@ def run_system(system: System, kind: str, data: Dataset, sizes: Sizes, dsn: str)
                 ids = system.query(qvecs[i % len(qvecs)], k, cat)
                 if k == 10:
                     flat.append((time.perf_counter() - t0) * 1000)
-                fracs.append(min(len(ids), k) / k)
+                # rows that could be returned: min(k, rows matching the filter)
+                possible = len(exact_neighbours(data, data.queries[i % len(qvecs)], k, cat))
+                fracs.append(min(len(ids), possible) / possible)
             res.filtered[k] = statistics.fmean(fracs)
         res.filtered_p50_ms = statistics.median(flat)
         res.queries_run = sizes.warmup + sizes.queries + 2 * sizes.filtered_queries

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 NAMESPACE = uuid.UUID("6f1d2c4e-1a6b-4c1e-9a55-0b8d1c0a7e42")
+LATENT = 48  # intrinsic dimension of the synthetic embeddings
 CATEGORIES = 10  # a ``{"category": "c3"}`` filter keeps 10 % of the rows
 WORDS = [
     *("postgres", "vector", "index", "query", "embedding", "qwen", "model", "table", "search"),
@@ -100,11 +101,16 @@ def make_dataset(rows: int, dim: int, queries: int, seed: int = 7) -> Dataset:
         The dataset.
     """
     rng = np.random.default_rng(seed)
-    centroids = rng.standard_normal((max(1, rows // 40), dim)).astype(np.float32)
+    # Real embeddings have a low intrinsic dimension: clusters in a LATENT-d space, projected to
+    # ``dim`` with a little full-rank noise.
+    proj = rng.standard_normal((LATENT, dim)).astype(np.float32) / np.sqrt(LATENT)
+    centroids = rng.standard_normal((max(1, rows // 40), LATENT)).astype(np.float32)
     assign = rng.integers(0, len(centroids), size=rows)
-    vectors = _unit(centroids[assign] + 0.6 * rng.standard_normal((rows, dim)).astype(np.float32))
+    latent = centroids[assign] + 0.5 * rng.standard_normal((rows, LATENT)).astype(np.float32)
+    vectors = _unit(latent @ proj + 0.05 * rng.standard_normal((rows, dim)).astype(np.float32))
     picks = rng.integers(0, rows, size=queries)
-    qv = _unit(vectors[picks] + 0.8 * rng.standard_normal((queries, dim)).astype(np.float32))
+    q_latent = latent[picks] + 0.3 * rng.standard_normal((queries, LATENT)).astype(np.float32)
+    qv = _unit(q_latent @ proj)
     return Dataset(
         ids=[doc_id(i) for i in range(rows)],
         texts=[doc_text(i, rng) for i in range(rows)],

