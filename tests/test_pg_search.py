@@ -172,7 +172,8 @@ def test_filtered_hnsw_query_returns_k_rows_whenever_k_rows_match(
     pg_dsn: str, table_name: str, cleanup: list[PGStore]
 ) -> None:
     # anchors return 1-4 of 10, and 40 of 50, with the same index and filter
-    s = PGStore(pg_dsn, table_name=table_name)
+    # exact_filter_limit below the 100 matches: the HNSW path (small matches go exact, below)
+    s = PGStore(pg_dsn, table_name=table_name, exact_filter_limit=50)
     cleanup.append(s)
     x = _fill(s, 6000, 32, buckets=60)  # 100 rows per bucket: 1.7 % selectivity
     name = s.create_index("hnsw")
@@ -370,3 +371,28 @@ def test_cached_unfiltered_statement_matches_a_fresh_build(pg_dsn: str, table_na
         assert s.count() == 5  # the pool reopens
     finally:
         s.drop()
+
+
+def test_filter_strategy_exact_for_few_matches_index_for_many(
+    pg_dsn: str, table_name: str, cleanup: list[PGStore]
+) -> None:
+    s = PGStore(pg_dsn, table_name=table_name)
+    cleanup.append(s)
+    x = _fill(s, 6000, 32, buckets=4)  # 1,500 rows per bucket
+    name = s.create_index("hnsw")
+    # many matches (an equality the GIN index could serve): the vector index, iteratively
+    plan = s.explain(x[0], k=10, filter={"bucket": 1})
+    assert f"Index Scan using {name}" in plan and "Bitmap" not in plan, plan[:1500]
+    assert len(s.search(x[0], k=10, filter={"bucket": 1})) == 10
+    # a rare range filter (3 rows): exact, so all of them come back
+    rare = {"i": {"$gte": 5997}}
+    assert name not in s.explain(x[0], k=10, filter=rare)
+    assert sorted(h.record.id or "" for h in s.search(x[0], k=10, filter=rare)) == [
+        "r5997",
+        "r5998",
+        "r5999",
+    ]
+    # few matches of an equality: exact through the GIN index
+    few = {"i": 42}
+    assert "metadata_gin" in s.explain(x[0], k=10, filter=few)
+    assert [h.record.id for h in s.search(x[0], k=3, filter=few)] == ["r42"]

@@ -46,6 +46,7 @@ class AsyncMethods:
     _types: tuple[TypeInfo, TypeInfo | None] | None
     _registered: weakref.WeakSet[Any]
     batch_size: int
+    exact_filter_limit: int
 
     def _register(self, conn: Any, infos: tuple[TypeInfo, TypeInfo | None]) -> None:
         raise NotImplementedError
@@ -199,6 +200,7 @@ class AsyncMethods:
                     ef_search=ef_search,
                     probes=probes,
                     include_embeddings=include_embeddings,
+                    exact_limit=self.exact_filter_limit,
                 )
                 return await self._arun(conn, plan, tx=bool(settings))
 
@@ -234,6 +236,7 @@ class AsyncMethods:
                     ef_search=ef_search,
                     probes=probes,
                     include_embeddings=include_embeddings,
+                    exact_limit=self.exact_filter_limit,
                 )
                 return await self._arun(conn, plan, tx=True)
 
@@ -289,6 +292,7 @@ class AsyncMethods:
                     text_weight=text_weight,
                     ef_search=ef_search,
                     probes=probes,
+                    exact_limit=self.exact_filter_limit,
                 )
                 return await self._arun(conn, plan, tx=True)
 

@@ -28,6 +28,7 @@ from .queries import (
     existing_ids_sql,
     get_sql,
     hybrid_sql,
+    probe_count_sql,
     settings_sql,
     stage_copy_sql,
     stage_ddl,
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 DEFAULT_EF_SEARCH = 40
+EXACT_FILTER_LIMIT = 1000
 _SAVEPOINT = sql.SQL("SAVEPOINT qwen_pg_direct_copy")
 _ROLLBACK_TO = sql.SQL("ROLLBACK TO SAVEPOINT qwen_pg_direct_copy")
 _RELEASE = sql.SQL("RELEASE SAVEPOINT qwen_pg_direct_copy")
@@ -217,6 +219,38 @@ def search_settings(
     return out
 
 
+def filter_strategy(
+    spec: TableSpec,
+    filter: Filter | None,
+    ids: Sequence[str] | None,
+    *,
+    exact_limit: int,
+    allow_disable_bitmaps: bool = True,
+) -> Plan[dict[str, str]]:
+    """Planner settings for a filtered vector search, from a bounded count of matching rows.
+
+    PostgreSQL estimates ``metadata @> ...`` blindly (about 0.1 % of rows), so it may pick an
+    exact scan through the GIN index for a filter that matches half the table, or the HNSW index
+    for one that matches five rows (whose scan then stops before finding them). Counting at most
+    ``exact_limit + 1`` matching rows settles it: few matches -> exact search (vector index
+    off: exact and complete); many -> the vector index with its iterative scan (bitmap and
+    sequential scans off, so the planner does not sort every match; without a vector index
+    the exact scan remains).
+    """
+    if not filter or exact_limit <= 0:
+        return {}
+    p = Params()
+    id_list = None if ids is None else [str(i) for i in ids]
+    row = yield Exec(
+        probe_count_sql(spec, p, filter, id_list, exact_limit + 1), p.values, fetch="one"
+    )
+    if int(row[0]) <= exact_limit:
+        return {"enable_indexscan": "off"}
+    if not allow_disable_bitmaps:
+        return {}
+    return {"enable_bitmapscan": "off", "enable_seqscan": "off"}
+
+
 def _settings(params: dict[str, str]) -> Plan[None]:
     if params:
         p = Params()
@@ -269,13 +303,14 @@ def search_plan(
     probes: int | None,
     include_embeddings: bool,
     ids: Sequence[str] | None = None,
+    exact_limit: int = EXACT_FILTER_LIMIT,
 ) -> Plan[list[SearchHit]]:
     """Nearest neighbours, best first, with relevance scores (``ids`` restricts the rows)."""
     _check_k(k)
     restricted = bool(filter) or ids is not None
-    yield from _settings(
-        search_settings(server, k, filtered=restricted, ef_search=ef_search, probes=probes)
-    )
+    local = search_settings(server, k, filtered=restricted, ef_search=ef_search, probes=probes)
+    strategy = yield from filter_strategy(spec, filter, ids, exact_limit=max(exact_limit, 0))
+    yield from _settings({**local, **strategy})
     max_d = spec.distance.max_distance(score_threshold) if score_threshold is not None else None
     vparam = _vector_param(spec, vector)
     q: bytes | sql.Composed
@@ -320,6 +355,7 @@ def mmr_plan(
     probes: int | None,
     include_embeddings: bool,
     ids: Sequence[str] | None = None,
+    exact_limit: int = EXACT_FILTER_LIMIT,
 ) -> Plan[list[SearchHit]]:
     """Fetch ``fetch_k`` candidates with their vectors, pick ``k`` by MMR in numpy."""
     _check_k(k)
@@ -335,6 +371,7 @@ def mmr_plan(
         probes=probes,
         include_embeddings=True,
         ids=ids,
+        exact_limit=exact_limit,
     )
     if not hits:
         return []
@@ -382,17 +419,21 @@ def hybrid_plan(
     ef_search: int | None,
     probes: int | None,
     ids: Sequence[str] | None = None,
+    exact_limit: int = EXACT_FILTER_LIMIT,
 ) -> Plan[list[SearchHit]]:
     """Vector + full-text ranks fused by reciprocal rank fusion in one statement."""
     _check_k(k)
     if rrf_k < 0 or vector_weight < 0 or text_weight < 0 or vector_weight + text_weight == 0:
         raise InvalidInputError("rrf_k and the weights must be >= 0, and not both weights 0")
     n = max(fetch_k or max(4 * k, 20), k)
-    yield from _settings(
-        search_settings(
-            server, n, filtered=bool(filter) or ids is not None, ef_search=ef_search, probes=probes
-        )
+    local = search_settings(
+        server, n, filtered=bool(filter) or ids is not None, ef_search=ef_search, probes=probes
     )
+    # the text ranking needs its GIN bitmap scan: only the few-matches (exact) side applies
+    strategy = yield from filter_strategy(
+        spec, filter, ids, exact_limit=max(exact_limit, 0), allow_disable_bitmaps=False
+    )
+    yield from _settings({**local, **strategy})
     qtext = segment(query) if spec.client_segmentation else query
     p = Params()
     stmt = hybrid_sql(
@@ -525,12 +566,14 @@ def explain_plan(
     analyze: bool,
     settings: Mapping[str, str] | None = None,
     ids: Sequence[str] | None = None,
+    exact_limit: int = EXACT_FILTER_LIMIT,
 ) -> Plan[str]:
     """``EXPLAIN`` of the statement :func:`search_plan` runs, under the same settings."""
     _check_k(k)
     restricted = bool(filter) or ids is not None
     local = search_settings(server, k, filtered=restricted, ef_search=ef_search, probes=probes)
-    yield from _settings({**local, **(settings or {})})
+    strategy = yield from filter_strategy(spec, filter, ids, exact_limit=max(exact_limit, 0))
+    yield from _settings({**local, **strategy, **(settings or {})})
     p = Params()
     id_list = None if ids is None else [str(i) for i in ids]
     q = vector_search_sql(spec, p, _vector_param(spec, vector), k, filter=filter, ids=id_list)

@@ -22,6 +22,7 @@ __all__ = [
     "existing_ids_sql",
     "get_sql",
     "hybrid_sql",
+    "probe_count_sql",
     "settings_sql",
     "stage_columns",
     "stage_copy_sql",
@@ -153,6 +154,21 @@ def count_sql(spec: TableSpec, params: Params, filter: Filter | None = None) -> 
     """``SELECT count(*)`` with an optional filter."""
     return sql.SQL("SELECT count(*) FROM {}{}").format(
         spec.ident, _where([compile_filter(filter, params)])
+    )
+
+
+def probe_count_sql(
+    spec: TableSpec,
+    params: Params,
+    filter: Filter | None,
+    ids: list[str] | None,
+    limit: int,
+) -> sql.Composed:
+    """How many rows match, counting no further than ``limit`` (cheap even for big matches)."""
+    return sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {}{} LIMIT {}) AS probe").format(
+        spec.ident,
+        _where([_ids_cond(params, ids), compile_filter(filter, params)]),
+        params.add(int(limit)),
     )
 
 

@@ -90,6 +90,9 @@ class PGStore(AsyncMethods):
             ``"halfvec"``.
         batch_size: rows per write batch (COPY + one upsert, one transaction per batch).
         create_table: create a missing table (else a missing table is an error).
+        exact_filter_limit: a filtered search first counts matching rows (up to this many + 1);
+            at most this many -> exact search, more -> the vector index with iterative scans.
+            0 leaves the choice to the planner.
 
     Example:
         >>> store = PGStore("postgresql://localhost/db", table_name="docs", dimension=1024)
@@ -110,6 +113,7 @@ class PGStore(AsyncMethods):
         vector_type: str = "auto",
         batch_size: int = 2000,
         create_table: bool = True,
+        exact_filter_limit: int = 1000,
     ) -> None:
         for label, name in (("table_name", table_name), ("schema_name", schema_name)):
             if name is not None and (
@@ -129,6 +133,7 @@ class PGStore(AsyncMethods):
             )
         self.table_name = table_name
         self.batch_size = batch_size
+        self.exact_filter_limit = exact_filter_limit
         self._engine = Engine(connection)
         self._req = Requested(
             table=table_name,
@@ -359,6 +364,7 @@ class PGStore(AsyncMethods):
                 ef_search=ef_search,
                 probes=probes,
                 include_embeddings=include_embeddings,
+                exact_limit=self.exact_filter_limit,
             )
             return self._run(conn, plan, tx=bool(settings))
 
@@ -392,6 +398,7 @@ class PGStore(AsyncMethods):
                 probes=probes,
                 analyze=analyze,
                 settings=settings,
+                exact_limit=self.exact_filter_limit,
             )
             return self._run(conn, plan, tx=True)
 
@@ -426,6 +433,7 @@ class PGStore(AsyncMethods):
                 ef_search=ef_search,
                 probes=probes,
                 include_embeddings=include_embeddings,
+                exact_limit=self.exact_filter_limit,
             )
             return self._run(conn, plan, tx=True)
 
@@ -477,6 +485,7 @@ class PGStore(AsyncMethods):
                 text_weight=text_weight,
                 ef_search=ef_search,
                 probes=probes,
+                exact_limit=self.exact_filter_limit,
             )
             return self._run(conn, plan, tx=True)
 
