@@ -1,43 +1,33 @@
-"""Plans for the store's operations (shared by the sync and async methods)."""
+"""Plans for the store's reads, searches and admin (shared by the sync and async methods).
+
+Write plans live in ``_write.py`` and are re-exported here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from ..errors import InvalidInputError, SchemaMismatchError
-
-try:
-    from pgvector import HalfVector
-except ImportError:  # pgvector-python < 0.4 keeps the classes in pgvector.utils
-    from pgvector.utils import HalfVector  # type: ignore[no-redef]
-from ._plan import Copy, Exec, Plan
-from ._tsvector import tsvector_binary
+from ._plan import Exec, Plan
+from ._write import RowBatch, build_rows, write_plan
+from ._write import vector_param as _vector_param
 from .filters import Filter, Params
 from .mmr import maximal_marginal_relevance
 from .queries import (
     count_sql,
     delete_sql,
-    direct_copy_sql,
-    existing_ids_sql,
     get_sql,
     hybrid_sql,
     probe_count_sql,
     settings_sql,
-    stage_copy_sql,
-    stage_ddl,
-    stage_truncate_sql,
     text_search_sql,
-    upsert_from_stage_sql,
     vector_search_sql,
 )
-from .records import Record, SearchHit, check_vector, dumps_metadata, stable_id
+from .records import Record, SearchHit, check_vector
 from .schema import ServerInfo, TableSpec, index_ddl
 from .text import segment
 
@@ -58,18 +48,7 @@ __all__ = [
 
 DEFAULT_EF_SEARCH = 40
 EXACT_FILTER_LIMIT = 1000
-_SAVEPOINT = sql.SQL("SAVEPOINT qwen_pg_direct_copy")
-_ROLLBACK_TO = sql.SQL("ROLLBACK TO SAVEPOINT qwen_pg_direct_copy")
-_RELEASE = sql.SQL("RELEASE SAVEPOINT qwen_pg_direct_copy")
 MAX_EF_SEARCH = 1000
-
-
-def _identity(text: Any) -> str:
-    return str(text)
-
-
-def _vector_param(spec: TableSpec, arr: npt.NDArray[np.float32]) -> Any:
-    return HalfVector(arr) if spec.vector_type == "halfvec" else arr
 
 
 def query_vector(spec: TableSpec, embedding: Any) -> npt.NDArray[np.float32]:
@@ -81,111 +60,6 @@ def query_vector(spec: TableSpec, embedding: Any) -> npt.NDArray[np.float32]:
             f"{spec.dimension}: embed queries with the model the table was filled with."
         )
     return arr
-
-
-class RowBatch:
-    """Checked rows of one write batch, built record by record so the caller's records (and their
-    vectors, often lists of Python floats) can be freed as soon as they are read.
-
-    Later duplicates of an id win. Rows hold the float32 vector and the text; :func:`_copy_rows`
-    turns them into COPY rows (vector encoding, tsvector) while COPY streams.
-    """
-
-    def __init__(self, spec: TableSpec) -> None:
-        self.spec = spec
-        self.by_id: dict[str, tuple[Any, ...]] = {}
-        self.ids: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def add(self, rec: Record) -> None:
-        """Check one record and add its row."""
-        spec = self.spec
-        if not isinstance(rec, Record):
-            raise InvalidInputError(f"expected Record, got {type(rec).__name__}")
-        if not isinstance(rec.content, str):
-            raise InvalidInputError(f"content must be a string, got {type(rec.content).__name__}")
-        if rec.embedding is None:
-            raise InvalidInputError(f"record {rec.id!r} has no embedding")
-        arr = check_vector(rec.embedding, None)
-        if arr.size != spec.dimension:
-            raise SchemaMismatchError(
-                f"embedding has {arr.size} dimensions but table {spec.schema}.{spec.table} stores "
-                f"{spec.dimension}: use the embedding model and dimension the table was made "
-                "with, or another table_name."
-            )
-        meta = dict(rec.metadata or {})
-        content = rec.content.replace("\x00", "")  # PostgreSQL text cannot hold NUL
-        rid = rec.id if rec.id is not None else stable_id(content, meta)
-        if not isinstance(rid, str) or not rid:
-            raise InvalidInputError(f"ids must be non-empty strings, got {rid!r}")
-        self.by_id.pop(rid, None)
-        self.by_id[rid] = (rid, content, Jsonb(dumps_metadata(meta), dumps=_identity), arr)
-        self.ids.append(rid)
-
-    def rows(self) -> list[tuple[Any, ...]]:
-        """The rows, one per id."""
-        return list(self.by_id.values())
-
-
-def build_rows(
-    spec: TableSpec, records: Iterable[Record]
-) -> tuple[list[tuple[Any, ...]], list[str]]:
-    """Rows for ``records`` as one batch, and the ids in input order."""
-    batch = RowBatch(spec)
-    for rec in records:
-        batch.add(rec)
-    return batch.rows(), batch.ids
-
-
-def _copy_rows(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
-    seg = spec.client_segmentation
-    for rid, content, meta, arr in rows:
-        tsv: Any = tsvector_binary(segment(content)) if seg else content
-        yield (rid, content, meta, _vector_param(spec, arr), tsv)
-
-
-def _row_types(spec: TableSpec) -> tuple[str, ...]:
-    last = "tsvector" if spec.client_segmentation else "text"
-    return ("text", "text", "jsonb", spec.vector_type, last)
-
-
-def _staged_upsert(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> Plan[None]:
-    yield Exec(stage_ddl(spec))
-    yield Exec(stage_truncate_sql(spec))
-    yield Copy(stage_copy_sql(spec), _row_types(spec), _copy_rows(spec, rows))
-    p = Params()
-    yield Exec(upsert_from_stage_sql(spec, p), p.values)
-
-
-def write_plan(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> Plan[None]:
-    """Write one batch (run it in one transaction).
-
-    Rows whose ids are stored already are COPied (binary) into a staging table and merged with
-    one ``INSERT ... ON CONFLICT (id) DO UPDATE``. With client-side segmentation the rows are
-    complete (tsvector included), so rows with new ids are COPied straight into the table; if
-    a concurrent writer adds one of those ids meanwhile, the batch falls back to the upsert.
-    """
-    if not spec.client_segmentation:
-        yield from _staged_upsert(spec, rows)
-        return
-    p = Params()
-    found = yield Exec(existing_ids_sql(spec, p, [r[0] for r in rows]), p.values, fetch="all")
-    existing = {r[0] for r in found}
-    fresh = [r for r in rows if r[0] not in existing]
-    stale = [r for r in rows if r[0] in existing]
-    if fresh:
-        yield Exec(_SAVEPOINT)
-        try:
-            yield Copy(direct_copy_sql(spec), _row_types(spec), _copy_rows(spec, fresh))
-        except pg_errors.UniqueViolation:
-            yield Exec(_ROLLBACK_TO)
-            stale = list(rows)
-        else:
-            yield Exec(_RELEASE)
-    if stale:
-        yield from _staged_upsert(spec, stale)
 
 
 def search_settings(
