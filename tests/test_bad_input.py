@@ -176,12 +176,6 @@ def test_circular_metadata_is_refused_typed(victim: PGStore) -> None:
         victim.add([Record("m", "m", loop, _vec(2))])
 
 
-@pytest.mark.xfail(
-    raises=TypeError,
-    strict=True,
-    reason="REL_NEEDS.md #5: dumps_metadata lets json's TypeError through (non-string keys, "
-    "metadata that is not a mapping)",
-)
 @pytest.mark.parametrize("metadata", [{(1, 2): "tuple key"}, [1, 2]], ids=["key", "list"])
 def test_metadata_with_non_string_keys_or_not_a_mapping_is_refused_typed(
     metadata: Any, victim: PGStore
@@ -292,14 +286,7 @@ def test_invalid_table_names_are_refused_before_any_sql(name: str, pg_dsn: str) 
         -1,
         2.5,
         True,
-        pytest.param(
-            "3",
-            marks=pytest.mark.xfail(
-                raises=TypeError,
-                strict=True,
-                reason="REL_NEEDS.md #6: k is compared before it is validated (raw TypeError)",
-            ),
-        ),
+        "3",
     ],
 )
 def test_k_not_a_positive_integer_is_refused(k: Any, victim: PGStore) -> None:
@@ -331,11 +318,6 @@ def test_score_threshold_inside_zero_one_filters_in_sql(victim: PGStore) -> None
     assert victim.search(_vec(1), k=20, score_threshold=1.0)[0].record.id == "v1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REL_NEEDS.md #4: score_threshold outside [0, 1] (or NaN) is silently accepted "
-    "(1.5 -> nothing, -0.5 / NaN -> every row)",
-)
 @pytest.mark.parametrize("threshold", [1.5, -0.5, math.nan])
 def test_score_threshold_out_of_range_is_refused(threshold: float, victim: PGStore) -> None:
     with pytest.raises(InvalidInputError):

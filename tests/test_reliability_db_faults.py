@@ -9,7 +9,6 @@ restart``), never on the shared one.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 import time
 from collections.abc import Iterator
@@ -36,29 +35,11 @@ from _rel_support import (
 )
 from qwen_pg_integrations.dashscope import DashScopeClient, EmbeddingClient
 from qwen_pg_integrations.errors import DatabaseConnectionError
-from qwen_pg_integrations.pg import PGStore, Record, connection
+from qwen_pg_integrations.pg import PGStore, Record
 from qwen_pg_integrations.rag.knowledge_base import KnowledgeBase
 from qwen_pg_integrations.testing import DashScopeEmulator
 
 DIM = 64
-
-# REL_NEEDS.md #1: the package's own pools check a connection before handing it out
-_SYNC_SRC = inspect.getsource(connection._sync_pool)
-SYNC_POOL_CHECKS = "check=" in _SYNC_SRC
-ASYNC_POOL_CHECKS = "check_connection" in inspect.getsource(connection).replace(_SYNC_SRC, "")
-
-
-def _needs_pool_check(ready: bool) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(
-        not ready,
-        reason="REL_NEEDS.md #1: the store's pool hands out dead connections (no health check)",
-        raises=DatabaseConnectionError,
-        strict=True,
-    )
-
-
-needs_pool_check = _needs_pool_check(SYNC_POOL_CHECKS)
-needs_async_pool_check = _needs_pool_check(ASYNC_POOL_CHECKS)
 
 
 @pytest.fixture
@@ -206,7 +187,6 @@ def _kill_idle_then_search(store: PGStore, admin_dsn: str, app: str) -> int:
     return len(pids)
 
 
-@needs_pool_check
 def test_store_pool_recovers_from_killed_idle_connections_without_an_error(
     app_dsn: tuple[str, str], pg_dsn: str, table_name: str
 ) -> None:
@@ -354,7 +334,6 @@ def _restart_between_calls(store: PGStore, srv: Any) -> tuple[float, int]:
     return seconds, 100
 
 
-@needs_pool_check
 def test_server_restart_between_two_calls_is_survived(private_server: Any) -> None:
     dsn = with_app_name(private_server.dsn, unique_app("restart"))
     seconds, rows = _restart_between_calls(
@@ -363,7 +342,6 @@ def test_server_restart_between_two_calls_is_survived(private_server: Any) -> No
     record_figures("db_restart_sync", restart_seconds=round(seconds, 2), rows=rows, errors=0)
 
 
-@needs_async_pool_check
 def test_server_restart_between_two_async_calls_is_survived(private_server: Any) -> None:
     dsn = with_app_name(private_server.dsn, unique_app("restart"))
     store = PGStore(dsn, table_name="restart_async", dimension=DIM)
@@ -399,7 +377,7 @@ def test_server_restart_with_a_checking_pool_is_survived(private_server: Any) ->
 def test_server_restart_costs_the_store_at_most_one_failed_call_per_pooled_connection(
     private_server: Any,
 ) -> None:
-    """Measured today with the package's own pool (REL_NEEDS #1 makes it zero)."""
+    """The package's own pool checks connections before handing them out (REL_NEEDS #1)."""
     app = unique_app("restart")
     dsn = with_app_name(private_server.dsn, app)
     store = PGStore(dsn, table_name="restart_count", dimension=DIM)
@@ -413,9 +391,7 @@ def test_server_restart_costs_the_store_at_most_one_failed_call_per_pooled_conne
             store.search(vecs[i], k=1)
         except DatabaseConnectionError:
             failures += 1
-    assert failures <= pooled
-    if SYNC_POOL_CHECKS:  # REL_NEEDS #1 in place: not a single failed call
-        assert failures == 0
+    assert failures == 0, f"{failures} failed calls after a restart ({pooled} pooled)"
     assert store.search(vecs[5], k=1)[0].record.id == "r5"
     record_figures(
         "db_restart_package_pool", pooled_connections=pooled, failed_calls_after_restart=failures

@@ -407,11 +407,6 @@ def test_connection_errors_never_show_the_password(
     assert "***" in str(info.value) or "password" not in dsn
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REL_NEEDS.md #7: the typed error keeps psycopg's error as __context__ (suppressed, "
-    "not printed), and psycopg keeps the connection options, password included, on it",
-)
 def test_connection_error_holds_no_reference_to_the_password(
     password_dsns: dict[str, str],
 ) -> None:

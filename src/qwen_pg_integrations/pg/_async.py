@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
@@ -13,7 +14,7 @@ from ..errors import InvalidInputError, StorageError
 from . import _ops
 from ._plan import Plan, run_async
 from ._setup import Requested, setup_plan
-from .connection import Engine
+from .connection import ATTEMPTS, Engine
 from .filters import Filter
 from .records import EmbeddingLike, Record, SearchHit
 from .schema import ServerInfo, TableSpec
@@ -80,34 +81,54 @@ class AsyncMethods:
                 return await run_async(conn, plan)
         return await run_async(conn, plan)
 
+    async def _acall(self, op: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """Async ``PGStore._call``: one whole operation, retried once on a fresh connection
+        when the store's own pooled connection broke."""
+        with self._errors():
+            for attempt in range(ATTEMPTS):
+                used: psycopg.AsyncConnection[Any] | None = None
+                try:
+                    async with self._engine.aconnect() as conn:
+                        used = conn
+                        return await op(conn)
+                except psycopg.OperationalError:
+                    if not self._engine.should_retry(attempt, used):
+                        raise
+            raise AssertionError("unreachable: the last attempt raises")
+
+    async def _awrite(self, batch: _ops.RowBatch) -> None:
+        rows = batch.rows()
+
+        async def op(conn: psycopg.AsyncConnection[Any]) -> None:
+            await self._aready(conn, batch.spec.dimension)
+            await self._arun(conn, _ops.write_plan(batch.spec, rows), tx=True)
+
+        await self._acall(op)
+
     async def asetup(self) -> None:
         """Async :meth:`~.store.PGStore.setup`."""
-        with self._errors():
-            async with self._engine.aconnect() as conn:
-                await self._aready(conn, None)
+        await self._acall(lambda conn: self._aready(conn, None))
 
     async def aadd(self, records: Iterable[Record] | AsyncIterable[Record]) -> list[str]:
         """Async :meth:`~.store.PGStore.add` (also takes an async iterable)."""
         from .store import _dim
 
         ids: list[str] = []
-        with self._errors():
-            async with self._engine.aconnect() as conn:
-                batch: _ops.RowBatch | None = None
-                async for rec in _aiter(records):
-                    if batch is None:
-                        spec = await self._aready(conn, _dim(rec))
-                        if spec is None:
-                            raise InvalidInputError("records need embeddings")
-                        batch = _ops.RowBatch(spec)
-                    batch.add(rec)
-                    if len(batch) >= self.batch_size:
-                        await self._arun(conn, _ops.write_plan(batch.spec, batch.rows()), tx=True)
-                        ids.extend(batch.ids)
-                        batch = _ops.RowBatch(batch.spec)
-                if batch is not None and len(batch):
-                    await self._arun(conn, _ops.write_plan(batch.spec, batch.rows()), tx=True)
-                    ids.extend(batch.ids)
+        batch: _ops.RowBatch | None = None
+        async for rec in _aiter(records):
+            if batch is None:
+                spec = await self._acall(partial(self._aready, dim_hint=_dim(rec)))
+                if spec is None:
+                    raise InvalidInputError("records need embeddings")
+                batch = _ops.RowBatch(spec)
+            batch.add(rec)
+            if len(batch) >= self.batch_size:
+                await self._awrite(batch)
+                ids.extend(batch.ids)
+                batch = _ops.RowBatch(batch.spec)
+        if batch is not None and len(batch):
+            await self._awrite(batch)
+            ids.extend(batch.ids)
         return ids
 
     async def aget(
@@ -121,15 +142,17 @@ class AsyncMethods:
         """Async :meth:`~.store.PGStore.get`."""
         if ids is not None and len(ids) == 0:
             return []
-        with self._errors():
-            async with self._engine.aconnect() as conn:
-                spec = await self._aready(conn, None)
-                if spec is None:
-                    return []
-                plan = _ops.get_plan(
-                    spec, ids, filter=filter, limit=limit, include_embeddings=include_embeddings
-                )
-                return await self._arun(conn, plan, tx=False)
+
+        async def op(conn: psycopg.AsyncConnection[Any]) -> list[Record]:
+            spec = await self._aready(conn, None)
+            if spec is None:
+                return []
+            plan = _ops.get_plan(
+                spec, ids, filter=filter, limit=limit, include_embeddings=include_embeddings
+            )
+            return await self._arun(conn, plan, tx=False)
+
+        return await self._acall(op)
 
     async def adelete(
         self, ids: Sequence[str] | None = None, *, filter: Filter | None = None
@@ -141,29 +164,35 @@ class AsyncMethods:
             )
         if ids is not None and len(ids) == 0:
             return 0
-        with self._errors():
-            async with self._engine.aconnect() as conn:
-                spec = await self._aready(conn, None)
-                if spec is None:
-                    return 0
-                return await self._arun(conn, _ops.delete_plan(spec, ids, filter), tx=True)
+
+        async def op(conn: psycopg.AsyncConnection[Any]) -> int:
+            spec = await self._aready(conn, None)
+            if spec is None:
+                return 0
+            return await self._arun(conn, _ops.delete_plan(spec, ids, filter), tx=True)
+
+        return await self._acall(op)
 
     async def acount(self, filter: Filter | None = None) -> int:
         """Async :meth:`~.store.PGStore.count`."""
-        with self._errors():
-            async with self._engine.aconnect() as conn:
-                spec = await self._aready(conn, None)
-                if spec is None:
-                    return 0
-                return await self._arun(conn, _ops.count_plan(spec, filter), tx=False)
+
+        async def op(conn: psycopg.AsyncConnection[Any]) -> int:
+            spec = await self._aready(conn, None)
+            if spec is None:
+                return 0
+            return await self._arun(conn, _ops.count_plan(spec, filter), tx=False)
+
+        return await self._acall(op)
 
     async def aclear(self) -> None:
         """Async :meth:`~.store.PGStore.clear`."""
-        with self._errors():
-            async with self._engine.aconnect() as conn:
-                spec = await self._aready(conn, None)
-                if spec is not None:
-                    await self._arun(conn, _ops.clear_plan(spec), tx=True)
+
+        async def op(conn: psycopg.AsyncConnection[Any]) -> None:
+            spec = await self._aready(conn, None)
+            if spec is not None:
+                await self._arun(conn, _ops.clear_plan(spec), tx=True)
+
+        await self._acall(op)
 
     async def asearch(
         self,
@@ -178,31 +207,34 @@ class AsyncMethods:
         include_embeddings: bool = False,
     ) -> list[SearchHit]:
         """Async :meth:`~.store.PGStore.search`."""
-        with self._errors():
-            async with self._engine.aconnect() as conn:
-                spec = await self._aready(conn, len(embedding))
-                assert spec is not None and self._server is not None
-                settings = _ops.search_settings(
-                    self._server,
-                    k,
-                    filtered=bool(filter) or ids is not None,
-                    ef_search=ef_search,
-                    probes=probes,
-                )
-                plan = _ops.search_plan(
-                    spec,
-                    self._server,
-                    _ops.query_vector(spec, embedding),
-                    k,
-                    filter=filter,
-                    ids=ids,
-                    score_threshold=score_threshold,
-                    ef_search=ef_search,
-                    probes=probes,
-                    include_embeddings=include_embeddings,
-                    exact_limit=self.exact_filter_limit,
-                )
-                return await self._arun(conn, plan, tx=bool(settings))
+        _ops.check_search_args(k, score_threshold)
+
+        async def op(conn: psycopg.AsyncConnection[Any]) -> list[SearchHit]:
+            spec = await self._aready(conn, len(embedding))
+            assert spec is not None and self._server is not None
+            settings = _ops.search_settings(
+                self._server,
+                k,
+                filtered=bool(filter) or ids is not None,
+                ef_search=ef_search,
+                probes=probes,
+            )
+            plan = _ops.search_plan(
+                spec,
+                self._server,
+                _ops.query_vector(spec, embedding),
+                k,
+                filter=filter,
+                ids=ids,
+                score_threshold=score_threshold,
+                ef_search=ef_search,
+                probes=probes,
+                include_embeddings=include_embeddings,
+                exact_limit=self.exact_filter_limit,
+            )
+            return await self._arun(conn, plan, tx=bool(settings))
+
+        return await self._acall(op)
 
     async def ammr_search(
         self,
@@ -219,26 +251,29 @@ class AsyncMethods:
         include_embeddings: bool = False,
     ) -> list[SearchHit]:
         """Async :meth:`~.store.PGStore.mmr_search`."""
-        with self._errors():
-            async with self._engine.aconnect() as conn:
-                spec = await self._aready(conn, len(embedding))
-                assert spec is not None and self._server is not None
-                plan = _ops.mmr_plan(
-                    spec,
-                    self._server,
-                    _ops.query_vector(spec, embedding),
-                    k,
-                    fetch_k=fetch_k,
-                    lambda_mult=lambda_mult,
-                    filter=filter,
-                    ids=ids,
-                    score_threshold=score_threshold,
-                    ef_search=ef_search,
-                    probes=probes,
-                    include_embeddings=include_embeddings,
-                    exact_limit=self.exact_filter_limit,
-                )
-                return await self._arun(conn, plan, tx=True)
+        _ops.check_search_args(k, score_threshold)
+
+        async def op(conn: psycopg.AsyncConnection[Any]) -> list[SearchHit]:
+            spec = await self._aready(conn, len(embedding))
+            assert spec is not None and self._server is not None
+            plan = _ops.mmr_plan(
+                spec,
+                self._server,
+                _ops.query_vector(spec, embedding),
+                k,
+                fetch_k=fetch_k,
+                lambda_mult=lambda_mult,
+                filter=filter,
+                ids=ids,
+                score_threshold=score_threshold,
+                ef_search=ef_search,
+                probes=probes,
+                include_embeddings=include_embeddings,
+                exact_limit=self.exact_filter_limit,
+            )
+            return await self._arun(conn, plan, tx=True)
+
+        return await self._acall(op)
 
     async def atext_search(
         self,
@@ -249,14 +284,17 @@ class AsyncMethods:
         ids: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         """Async :meth:`~.store.PGStore.text_search`."""
-        with self._errors():
-            async with self._engine.aconnect() as conn:
-                spec = await self._aready(conn, None)
-                if spec is None:
-                    return []
-                return await self._arun(
-                    conn, _ops.text_plan(spec, query, k, filter=filter, ids=ids), tx=False
-                )
+        _ops.check_search_args(k)
+
+        async def op(conn: psycopg.AsyncConnection[Any]) -> list[SearchHit]:
+            spec = await self._aready(conn, None)
+            if spec is None:
+                return []
+            return await self._arun(
+                conn, _ops.text_plan(spec, query, k, filter=filter, ids=ids), tx=False
+            )
+
+        return await self._acall(op)
 
     async def ahybrid_search(
         self,
@@ -274,27 +312,30 @@ class AsyncMethods:
         probes: int | None = None,
     ) -> list[SearchHit]:
         """Async :meth:`~.store.PGStore.hybrid_search`."""
-        with self._errors():
-            async with self._engine.aconnect() as conn:
-                spec = await self._aready(conn, len(embedding))
-                assert spec is not None and self._server is not None
-                plan = _ops.hybrid_plan(
-                    spec,
-                    self._server,
-                    _ops.query_vector(spec, embedding),
-                    query,
-                    k,
-                    fetch_k=fetch_k,
-                    filter=filter,
-                    ids=ids,
-                    rrf_k=rrf_k,
-                    vector_weight=vector_weight,
-                    text_weight=text_weight,
-                    ef_search=ef_search,
-                    probes=probes,
-                    exact_limit=self.exact_filter_limit,
-                )
-                return await self._arun(conn, plan, tx=True)
+        _ops.check_search_args(k)
+
+        async def op(conn: psycopg.AsyncConnection[Any]) -> list[SearchHit]:
+            spec = await self._aready(conn, len(embedding))
+            assert spec is not None and self._server is not None
+            plan = _ops.hybrid_plan(
+                spec,
+                self._server,
+                _ops.query_vector(spec, embedding),
+                query,
+                k,
+                fetch_k=fetch_k,
+                filter=filter,
+                ids=ids,
+                rrf_k=rrf_k,
+                vector_weight=vector_weight,
+                text_weight=text_weight,
+                ef_search=ef_search,
+                probes=probes,
+                exact_limit=self.exact_filter_limit,
+            )
+            return await self._arun(conn, plan, tx=True)
+
+        return await self._acall(op)
 
     async def acreate_index(
         self,
@@ -306,21 +347,23 @@ class AsyncMethods:
         maintenance_work_mem: str | None = "256MB",
     ) -> str:
         """Async :meth:`~.store.PGStore.create_index`."""
-        with self._errors():
-            async with self._engine.aconnect() as conn:
-                spec = await self._aready(conn, None)
-                if spec is None:
-                    raise InvalidInputError(
-                        "the table does not exist yet: add records (or give dimension=) first"
-                    )
-                assert self._server is not None
-                plan = _ops.index_plan(
-                    spec,
-                    self._server,
-                    kind,
-                    m=m,
-                    ef_construction=ef_construction,
-                    lists=lists,
-                    maintenance_work_mem=maintenance_work_mem,
+
+        async def op(conn: psycopg.AsyncConnection[Any]) -> str:
+            spec = await self._aready(conn, None)
+            if spec is None:
+                raise InvalidInputError(
+                    "the table does not exist yet: add records (or give dimension=) first"
                 )
-                return await self._arun(conn, plan, tx=True)
+            assert self._server is not None
+            plan = _ops.index_plan(
+                spec,
+                self._server,
+                kind,
+                m=m,
+                ef_construction=ef_construction,
+                lists=lists,
+                maintenance_work_mem=maintenance_work_mem,
+            )
+            return await self._arun(conn, plan, tx=True)
+
+        return await self._acall(op)

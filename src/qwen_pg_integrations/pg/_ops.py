@@ -4,6 +4,7 @@ Write plans live in ``_write.py`` and are re-exported here."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,6 +35,8 @@ from .text import segment
 __all__ = [
     "RowBatch",
     "build_rows",
+    "check_search_args",
+    "check_threshold",
     "count_plan",
     "delete_plan",
     "get_plan",
@@ -77,6 +80,7 @@ def search_settings(
     when ``k`` rows match. Older pgvector gets a larger ef_search, and :func:`search_plan`
     reruns a filtered query that came back short as an exact scan.
     """
+    _check_k(k)
     out: dict[str, str] = {}
     ef = max(ef_search or 0, k)
     if filtered and not server.has_iterative_scan:
@@ -180,7 +184,7 @@ def search_plan(
     exact_limit: int = EXACT_FILTER_LIMIT,
 ) -> Plan[list[SearchHit]]:
     """Nearest neighbours, best first, with relevance scores (``ids`` restricts the rows)."""
-    _check_k(k)
+    check_search_args(k, score_threshold)
     restricted = bool(filter) or ids is not None
     local = search_settings(server, k, filtered=restricted, ef_search=ef_search, probes=probes)
     strategy = yield from filter_strategy(spec, filter, ids, exact_limit=max(exact_limit, 0))
@@ -232,7 +236,7 @@ def mmr_plan(
     exact_limit: int = EXACT_FILTER_LIMIT,
 ) -> Plan[list[SearchHit]]:
     """Fetch ``fetch_k`` candidates with their vectors, pick ``k`` by MMR in numpy."""
-    _check_k(k)
+    check_search_args(k, score_threshold)
     fetch_k = max(fetch_k, k)
     hits = yield from search_plan(
         spec,
@@ -403,6 +407,28 @@ def index_plan(
 def _check_k(k: int) -> None:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+
+
+def check_threshold(score_threshold: float | None) -> None:
+    """Refuse a ``score_threshold`` that is not a finite number in [0, 1] (``None`` is fine)."""
+    t = score_threshold
+    if t is None:
+        return
+    if (
+        isinstance(t, bool)
+        or not isinstance(t, (int, float))
+        or not math.isfinite(t)
+        or not 0.0 <= t <= 1.0
+    ):
+        raise InvalidInputError(
+            f"score_threshold must be a number in [0, 1] (minimum relevance), got {t!r}"
+        )
+
+
+def check_search_args(k: int, score_threshold: float | None = None) -> None:
+    """Validate ``k`` and ``score_threshold`` before anything touches the database."""
+    _check_k(k)
+    check_threshold(score_threshold)
 
 
 def as_mapping(value: Any) -> Mapping[str, Any]:

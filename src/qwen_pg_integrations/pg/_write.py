@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from psycopg import errors as pg_errors
@@ -78,13 +78,20 @@ class RowBatch:
                 f"{spec.dimension}: use the embedding model and dimension the table was made "
                 "with, or another table_name."
             )
+        owner = f"record {rec.id!r}" if rec.id is not None else f"record {rec.content[:40]!r}"
+        if rec.metadata is not None and not isinstance(rec.metadata, Mapping):
+            raise InvalidInputError(
+                f"metadata of {owner} must be a mapping (dict) with string keys, got "
+                f"{type(rec.metadata).__name__}"
+            )
         meta = dict(rec.metadata or {})
+        meta_json = dumps_metadata(meta, owner=owner)
         content = rec.content.replace("\x00", "")  # PostgreSQL text cannot hold NUL
         rid = rec.id if rec.id is not None else stable_id(content, meta)
         if not isinstance(rid, str) or not rid:
             raise InvalidInputError(f"ids must be non-empty strings, got {rid!r}")
         self.by_id.pop(rid, None)
-        self.by_id[rid] = (rid, content, Jsonb(dumps_metadata(meta), dumps=_identity), arr)
+        self.by_id[rid] = (rid, content, Jsonb(meta_json, dumps=_identity), arr)
         self.ids.append(rid)
 
     def rows(self) -> list[tuple[Any, ...]]:

@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from ..config import redact_dsn, resolve_dsn
 from ..errors import ConfigurationError, DatabaseConnectionError
 
-__all__ = ["ConnectionArg", "Engine", "close_pools"]
+__all__ = ["ATTEMPTS", "ConnectionArg", "Engine", "close_pools"]
 
 ConnectionArg = Union[
     str,
@@ -35,6 +35,7 @@ ConnectionArg = Union[
 
 _POOL_KW: dict[str, Any] = {"autocommit": True}
 _MIN, _MAX = 1, 8
+ATTEMPTS = 2  # a store operation whose own pooled connection broke runs once more
 _lock = threading.Lock()
 _sync_pools: dict[str, ConnectionPool[Any]] = {}
 _async_pools: dict[tuple[str, int], _LoopPool] = {}
@@ -55,12 +56,27 @@ def _sync_pool(dsn: str) -> ConnectionPool[Any]:
         pool = _sync_pools.get(dsn)
         if pool is not None and not pool.closed:
             return pool
-        try:  # fail fast with a clear error instead of a pool timeout
+        # fail fast with a clear error instead of a pool timeout; raised outside the except
+        # block so the typed error has no __context__ (psycopg's error keeps the connection
+        # options, password included)
+        failure: DatabaseConnectionError | None = None
+        try:
             psycopg.connect(dsn, connect_timeout=15).close()
         except psycopg.Error as err:
-            raise _connect_error(dsn, err) from None
+            failure = _connect_error(dsn, err)
+        if failure is not None:
+            raise failure
+        # check: every checkout first runs an empty query (one round trip), so connections
+        # killed while idle (server restart, pg_terminate_backend, idle timeouts) are
+        # replaced instead of failing the next call
         pool = ConnectionPool(
-            dsn, kwargs=dict(_POOL_KW), min_size=_MIN, max_size=_MAX, open=True, name="qwen-pg"
+            dsn,
+            kwargs=dict(_POOL_KW),
+            min_size=_MIN,
+            max_size=_MAX,
+            open=True,
+            name="qwen-pg",
+            check=ConnectionPool.check_connection,
         )
         _sync_pools[dsn] = pool
         return pool
@@ -71,7 +87,8 @@ class _LoopPool:
 
     ``AsyncConnectionPool`` keeps worker tasks alive; with one event loop per test (or per
     ``asyncio.run``) those tasks outlive their loop. This pool only hands out idle connections
-    or opens new ones (at most ``_MAX`` at a time) and keeps up to ``_MAX`` idle.
+    or opens new ones (at most ``_MAX`` at a time) and keeps up to ``_MAX`` idle. An idle
+    connection is checked (one empty query) before it is handed out, like the sync pool's.
     """
 
     def __init__(self, dsn: str, loop: asyncio.AbstractEventLoop) -> None:
@@ -83,18 +100,18 @@ class _LoopPool:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         async with self.slots:
-            conn = None
-            while self.idle and conn is None:
-                cand = self.idle.pop()
-                if not cand.closed and cand.info.transaction_status == TransactionStatus.IDLE:
-                    conn = cand
+            conn = await self._idle_connection()
             if conn is None:
+                failure: DatabaseConnectionError | None = None
                 try:
                     conn = await psycopg.AsyncConnection.connect(
                         self.dsn, autocommit=True, connect_timeout=15
                     )
                 except psycopg.OperationalError as err:
-                    raise _connect_error(self.dsn, err) from None
+                    failure = _connect_error(self.dsn, err)
+                if failure is not None:  # outside the except: no __context__ (see _sync_pool)
+                    raise failure
+                assert conn is not None
             try:
                 yield conn
             finally:
@@ -103,6 +120,22 @@ class _LoopPool:
                     self.idle.append(conn)
                 else:
                     await conn.close()
+
+    async def _idle_connection(self) -> psycopg.AsyncConnection[Any] | None:
+        """A live idle connection (checked with an empty query: a backend killed while the
+        connection sat idle is only noticed on the next read), or ``None``."""
+        while self.idle:
+            cand = self.idle.pop()
+            if cand.closed or cand.info.transaction_status != TransactionStatus.IDLE:
+                continue
+            try:
+                await AsyncConnectionPool.check_connection(cand)
+            except psycopg.Error:
+                with contextlib.suppress(Exception):
+                    await cand.close()
+                continue
+            return cand
+        return None
 
     def discard(self) -> None:
         """Close idle connections without the (possibly closed) loop."""
@@ -185,6 +218,23 @@ class Engine:
     def supports_sync(self) -> bool:
         """Whether sync methods can run on this connection."""
         return self._aconn is None and self._apool is None
+
+    @property
+    def owns_connections(self) -> bool:
+        """Whether connections come from this package's own pools (a DSN), not the caller's."""
+        return self._dsn is not None or self._embedded
+
+    def should_retry(self, attempt: int, conn: Any) -> bool:
+        """Whether an operation that failed with ``psycopg.OperationalError`` on ``conn`` may
+        run once more on a fresh connection.
+
+        Only the first attempt, only on the package's own pools (a caller's connection or
+        pool may hold the caller's transaction), and only when the connection broke (a
+        server-side error on a live connection, e.g. a statement timeout, is not retried).
+        Every store operation is idempotent (reads; upserts by id and deletes in one
+        transaction per batch), so re-running one whose commit outcome is unknown is safe.
+        """
+        return attempt == 0 and self.owns_connections and conn is not None and bool(conn.closed)
 
     @property
     def supports_async(self) -> bool:

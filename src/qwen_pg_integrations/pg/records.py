@@ -116,15 +116,28 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
-def dumps_metadata(metadata: Mapping[str, Any]) -> str:
-    """Serialise metadata as JSON for jsonb (non-JSON values become strings; NaN is refused)."""
+def dumps_metadata(metadata: Mapping[str, Any], *, owner: str | None = None) -> str:
+    """Serialise metadata as JSON for jsonb (non-JSON values become strings).
+
+    Args:
+        metadata: a mapping with string keys.
+        owner: who the metadata belongs to (e.g. ``"record 'a1'"``), named in errors.
+
+    Raises:
+        InvalidInputError: not a mapping, non-string keys (other than numbers, booleans and
+            ``None``, which JSON turns into strings), NaN/Infinity, or a reference cycle.
+    """
+    whose = f"metadata of {owner}" if owner else "metadata"
     if not isinstance(metadata, Mapping):
-        raise InvalidInputError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        raise InvalidInputError(
+            f"{whose} must be a mapping (dict) with string keys, got {type(metadata).__name__}"
+        )
     try:
         text = json.dumps(metadata, ensure_ascii=False, allow_nan=False, default=_default)
-    except ValueError as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInputError(
-            f"metadata cannot be stored as JSON ({exc}); replace NaN/Infinity values."
+            f"{whose} cannot be stored as JSON ({exc}): metadata must be JSON-like (string "
+            "keys, finite numbers, no reference cycles)."
         ) from exc
     # PostgreSQL text and jsonb cannot hold NUL characters.
     return text.replace("\\u0000", "")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
@@ -31,7 +31,7 @@ from ._async import AsyncMethods
 from ._plan import Plan, run_sync
 from ._setup import Requested, setup_plan
 from ._tsvector import TsVector, TsVectorDumper
-from .connection import ConnectionArg, Engine
+from .connection import ATTEMPTS, ConnectionArg, Engine
 from .filters import Filter
 from .records import Distance, EmbeddingLike, Record, SearchHit
 from .schema import ServerInfo, TableSpec
@@ -228,17 +228,47 @@ class PGStore(AsyncMethods):
                 return run_sync(conn, plan)
         return run_sync(conn, plan)
 
+    def _call(self, op: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run one whole operation on a connection, with typed errors.
+
+        If the store's own pooled connection broke underneath it (server restart, killed
+        backend), the operation runs once more on a fresh connection: every operation is
+        idempotent (see :meth:`Engine.should_retry`). A caller's connection is never retried.
+        """
+        with _db_errors(self):
+            for attempt in range(ATTEMPTS):
+                used: psycopg.Connection[Any] | None = None
+                try:
+                    with self._engine.connect() as conn:
+                        used = conn
+                        return op(conn)
+                except psycopg.OperationalError:
+                    if not self._engine.should_retry(attempt, used):
+                        raise
+            raise AssertionError("unreachable: the last attempt raises")
+
+    def _write(self, batch: _ops.RowBatch) -> None:
+        rows = batch.rows()
+
+        def op(conn: psycopg.Connection[Any]) -> None:
+            self._ready(conn, batch.spec.dimension)  # (re)registers types on a fresh connection
+            self._run(conn, _ops.write_plan(batch.spec, rows), tx=True)
+
+        self._call(op)
+
     def setup(self) -> None:
         """Make sure pgvector, the catalog and (if the dimension is known) the table exist."""
-        with _db_errors(self), self._engine.connect() as conn:
-            self._ready(conn, None)
+        self._call(lambda conn: self._ready(conn, None))
 
     def add(self, records: Iterable[Record]) -> list[str]:
         """Upsert records by id, streaming them in batches of ``batch_size``.
 
-        Each batch is COPied (binary) into a staging table and merged with one
-        ``INSERT ... ON CONFLICT (id) DO UPDATE``, in one transaction. Records without an id get
+        Each batch is one transaction: rows with new ids are COPied (binary) into the table,
+        rows whose ids are stored already into a staging table merged with one
+        ``INSERT ... ON CONFLICT (id) DO UPDATE``. Records without an id get
         :func:`~.records.stable_id` of content and metadata, so re-adding them is idempotent.
+        A batch whose pooled connection broke is written once more on a fresh connection
+        (committed batches are never repeated).
 
         Returns:
             The ids, in input order.
@@ -248,20 +278,20 @@ class PGStore(AsyncMethods):
         first = next(it, None)
         if first is None:
             return ids
-        with _db_errors(self), self._engine.connect() as conn:
-            spec = self._ready(conn, _dim(first))
-            if spec is None:
-                raise InvalidInputError("records need embeddings")
-            batch = _ops.RowBatch(spec)
-            for rec in itertools.chain([first], it):
-                batch.add(rec)
-                if len(batch) >= self.batch_size:
-                    self._run(conn, _ops.write_plan(spec, batch.rows()), tx=True)
-                    ids.extend(batch.ids)
-                    batch = _ops.RowBatch(spec)
-            if len(batch):
-                self._run(conn, _ops.write_plan(spec, batch.rows()), tx=True)
+        dim = _dim(first)
+        spec = self._call(lambda conn: self._ready(conn, dim))
+        if spec is None:
+            raise InvalidInputError("records need embeddings")
+        batch = _ops.RowBatch(spec)
+        for rec in itertools.chain([first], it):
+            batch.add(rec)
+            if len(batch) >= self.batch_size:
+                self._write(batch)
                 ids.extend(batch.ids)
+                batch = _ops.RowBatch(spec)
+        if len(batch):
+            self._write(batch)
+            ids.extend(batch.ids)
         return ids
 
     def get(
@@ -275,7 +305,8 @@ class PGStore(AsyncMethods):
         """Records by ids (in that order, missing ones skipped) and/or by filter."""
         if ids is not None and len(ids) == 0:
             return []
-        with _db_errors(self), self._engine.connect() as conn:
+
+        def op(conn: psycopg.Connection[Any]) -> list[Record]:
             spec = self._ready(conn, None)
             if spec is None:
                 return []
@@ -283,6 +314,8 @@ class PGStore(AsyncMethods):
                 spec, ids, filter=filter, limit=limit, include_embeddings=include_embeddings
             )
             return self._run(conn, plan, tx=False)
+
+        return self._call(op)
 
     def delete(self, ids: Sequence[str] | None = None, *, filter: Filter | None = None) -> int:
         """Delete by ids and/or filter (both: rows matching both). Returns rows deleted."""
@@ -292,32 +325,44 @@ class PGStore(AsyncMethods):
             )
         if ids is not None and len(ids) == 0:
             return 0
-        with _db_errors(self), self._engine.connect() as conn:
+
+        def op(conn: psycopg.Connection[Any]) -> int:
             spec = self._ready(conn, None)
             if spec is None:
                 return 0
             return self._run(conn, _ops.delete_plan(spec, ids, filter), tx=True)
 
+        return self._call(op)
+
     def count(self, filter: Filter | None = None) -> int:
         """Number of rows (matching ``filter``)."""
-        with _db_errors(self), self._engine.connect() as conn:
+
+        def op(conn: psycopg.Connection[Any]) -> int:
             spec = self._ready(conn, None)
             return 0 if spec is None else self._run(conn, _ops.count_plan(spec, filter), tx=False)
 
+        return self._call(op)
+
     def clear(self) -> None:
         """Delete every row (the table and its catalog row stay)."""
-        with _db_errors(self), self._engine.connect() as conn:
+
+        def op(conn: psycopg.Connection[Any]) -> None:
             spec = self._ready(conn, None)
             if spec is not None:
                 self._run(conn, _ops.clear_plan(spec), tx=True)
 
+        self._call(op)
+
     def drop(self) -> None:
         """Drop the table and its catalog row."""
-        with _db_errors(self), self._engine.connect() as conn:
+
+        def op(conn: psycopg.Connection[Any]) -> None:
             spec = self._ready(conn, None)
             if spec is not None:
                 self._run(conn, _ops.drop_plan(spec), tx=True)
             self._forget()
+
+        self._call(op)
 
     def search(
         self,
@@ -335,14 +380,20 @@ class PGStore(AsyncMethods):
 
         Args:
             embedding: the query vector.
-            k: how many rows.
+            k: how many rows (a positive integer).
             filter: metadata filter (see :mod:`.filters`).
-            score_threshold: minimum relevance in [0, 1], applied in SQL.
+            ids: restrict the search to these row ids.
+            score_threshold: minimum relevance, a number in [0, 1], applied in SQL.
             ef_search: HNSW candidate list size (raised to at least ``k``), ``SET LOCAL``.
             probes: IVFFlat lists to probe, ``SET LOCAL``.
             include_embeddings: return the stored vectors too.
+
+        Raises:
+            InvalidInputError: ``k`` or ``score_threshold`` out of range, a NaN vector...
         """
-        with _db_errors(self), self._engine.connect() as conn:
+        _ops.check_search_args(k, score_threshold)
+
+        def op(conn: psycopg.Connection[Any]) -> list[SearchHit]:
             spec = self._ready(conn, len(embedding))
             assert spec is not None and self._server is not None
             vec = _ops.query_vector(spec, embedding)
@@ -368,6 +419,8 @@ class PGStore(AsyncMethods):
             )
             return self._run(conn, plan, tx=bool(settings))
 
+        return self._call(op)
+
     def explain(
         self,
         embedding: EmbeddingLike,
@@ -384,7 +437,9 @@ class PGStore(AsyncMethods):
 
         ``settings`` adds planner settings (``SET LOCAL``), e.g. ``{"enable_seqscan": "off"}``.
         """
-        with _db_errors(self), self._engine.connect() as conn:
+        _ops.check_search_args(k)
+
+        def op(conn: psycopg.Connection[Any]) -> str:
             spec = self._ready(conn, len(embedding))
             assert spec is not None and self._server is not None
             plan = _ops.explain_plan(
@@ -402,6 +457,8 @@ class PGStore(AsyncMethods):
             )
             return self._run(conn, plan, tx=True)
 
+        return self._call(op)
+
     def mmr_search(
         self,
         embedding: EmbeddingLike,
@@ -417,7 +474,9 @@ class PGStore(AsyncMethods):
         include_embeddings: bool = False,
     ) -> list[SearchHit]:
         """Maximal marginal relevance over ``fetch_k`` nearest candidates."""
-        with _db_errors(self), self._engine.connect() as conn:
+        _ops.check_search_args(k, score_threshold)
+
+        def op(conn: psycopg.Connection[Any]) -> list[SearchHit]:
             spec = self._ready(conn, len(embedding))
             assert spec is not None and self._server is not None
             plan = _ops.mmr_plan(
@@ -437,6 +496,8 @@ class PGStore(AsyncMethods):
             )
             return self._run(conn, plan, tx=True)
 
+        return self._call(op)
+
     def text_search(
         self,
         query: str,
@@ -446,11 +507,15 @@ class PGStore(AsyncMethods):
         ids: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         """Full-text search only (Chinese segmented client-side unless the server can)."""
-        with _db_errors(self), self._engine.connect() as conn:
+        _ops.check_search_args(k)
+
+        def op(conn: psycopg.Connection[Any]) -> list[SearchHit]:
             spec = self._ready(conn, None)
             if spec is None:
                 return []
             return self._run(conn, _ops.text_plan(spec, query, k, filter=filter, ids=ids), tx=False)
+
+        return self._call(op)
 
     def hybrid_search(
         self,
@@ -468,7 +533,9 @@ class PGStore(AsyncMethods):
         probes: int | None = None,
     ) -> list[SearchHit]:
         """Vector and full-text rankings fused by reciprocal rank fusion in one SQL statement."""
-        with _db_errors(self), self._engine.connect() as conn:
+        _ops.check_search_args(k)
+
+        def op(conn: psycopg.Connection[Any]) -> list[SearchHit]:
             spec = self._ready(conn, len(embedding))
             assert spec is not None and self._server is not None
             plan = _ops.hybrid_plan(
@@ -489,6 +556,8 @@ class PGStore(AsyncMethods):
             )
             return self._run(conn, plan, tx=True)
 
+        return self._call(op)
+
     def create_index(
         self,
         kind: str = "hnsw",
@@ -506,7 +575,8 @@ class PGStore(AsyncMethods):
         Raises:
             ExtensionError: pgvector cannot index this column (e.g. > 2000 dims without halfvec).
         """
-        with _db_errors(self), self._engine.connect() as conn:
+
+        def op(conn: psycopg.Connection[Any]) -> str:
             spec = self._ready(conn, None)
             if spec is None:
                 raise InvalidInputError(
@@ -523,3 +593,5 @@ class PGStore(AsyncMethods):
                 maintenance_work_mem=maintenance_work_mem,
             )
             return self._run(conn, plan, tx=True)
+
+        return self._call(op)

@@ -15,6 +15,7 @@ follow-up rewriting, byte for byte.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -77,9 +78,9 @@ class RagConfig:
 
     Attributes:
         k: chunks to retrieve.
-        score_threshold: keep only chunks whose similarity score is at least this (``None``:
-            keep all ``k``). Scores are the store's relevance scores (cosine similarity for
-            the package's stores, in [-1, 1], 1 = same direction).
+        score_threshold: keep only chunks whose relevance score is at least this, a number
+            in [0, 1] (``None``: keep all ``k``). Scores are the store's relevance scores
+            (the package's stores: in [0, 1], 1 = same direction).
         language: ``"auto"`` (the question's language), ``"zh"`` or ``"en"``.
         prompt: your own :class:`RagPrompt` (used for every language), else the built-in one.
         no_context_answer: what to answer when no chunk passes the threshold, without calling
@@ -104,6 +105,16 @@ class RagConfig:
             raise InvalidInputError(f"k must be a positive number of chunks, not {self.k}.")
         if self.max_history_messages <= 0:
             raise InvalidInputError("max_history_messages must be positive.")
+        t = self.score_threshold
+        if t is not None and (
+            isinstance(t, bool)
+            or not isinstance(t, (int, float))
+            or not math.isfinite(t)
+            or not 0.0 <= t <= 1.0
+        ):
+            raise InvalidInputError(
+                f"score_threshold must be a number in [0, 1] (minimum relevance), got {t!r}."
+            )
         resolve_language(self.language, "")  # validates the value
 
     def no_context_text(self, language: Language) -> str | None:

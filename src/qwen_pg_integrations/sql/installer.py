@@ -89,12 +89,17 @@ def _connection(connection: Connectable) -> Iterator[psycopg.Connection[Any]]:
         from ..pg.embedded import embedded_dsn
 
         dsn = embedded_dsn()
+    # the typed error is raised after the except block, so it has no __context__: psycopg's
+    # error keeps the connection options, password included
+    failure: DatabaseConnectionError | None = None
     try:
         conn = psycopg.connect(dsn)
     except psycopg.OperationalError as exc:
-        raise DatabaseConnectionError(
-            f"Cannot connect to {redact_dsn(dsn)}: {str(exc).strip()}"
-        ) from None
+        failure = DatabaseConnectionError(
+            f"Cannot connect to {redact_dsn(dsn)}: {redact_dsn(str(exc).strip())}"
+        )
+    if failure is not None:
+        raise failure
     try:
         yield conn
     finally:
