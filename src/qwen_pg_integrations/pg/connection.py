@@ -17,7 +17,7 @@ from typing import Any, Union
 
 import psycopg
 from psycopg.pq import TransactionStatus
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from ..config import redact_dsn, resolve_dsn
 from ..errors import ConfigurationError, DatabaseConnectionError
@@ -78,6 +78,14 @@ def _sync_pool(dsn: str) -> ConnectionPool[Any]:
             name="qwen-pg",
             check=ConnectionPool.check_connection,
         )
+        # wait for min_size: a first request that finds no connection yet makes the pool grow,
+        # and then even a single-threaded caller alternates between two backends (the pool is
+        # FIFO), measured ~8 % slower per k=10 HNSW search than staying on one
+        try:
+            pool.wait(timeout=15.0)
+        except PoolTimeout:
+            pool.close()
+            raise
         _sync_pools[dsn] = pool
         return pool
 
