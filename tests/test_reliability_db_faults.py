@@ -136,12 +136,14 @@ def test_backend_killed_mid_ingest_leaves_whole_batches_and_resume_completes_onc
         surfaced: Exception | None = None
         try:
             kb.ingest([tmp_path / "corpus"])
-        except DatabaseConnectionError as exc:  # typed; the only acceptable failure
+        except DatabaseConnectionError as exc:  # typed, but the store should have rerun the batch
             surfaced = exc
         finally:
             killer.stop.set()
             killer.join(5)
         assert killer.killed, "the kill never landed inside a write transaction"
+        # the broken batch is rerun on a fresh connection (REL_NEEDS #2): nothing surfaces
+        assert surfaced is None, f"the killed write transaction surfaced: {surfaced!r}"
 
         rows, ids, contents, per_source = _stats(pg_dsn, table_name)
         assert rows == ids == contents
@@ -254,9 +256,10 @@ def _check_burst(result: dict[str, Any], label: str, rows_before: int, rows_afte
     assert all(isinstance(e, DatabaseConnectionError) for _, e in errors), [
         repr(e) for _, e in errors
     ]
-    assert len(errors) <= result["killed"], "more failures than killed connections"
     late = [e for t, e in errors if t > result["kill_at"] + 1.0]
     assert not late, f"the pool had not recovered 1 s after the kill: {late}"
+    # an in-flight read on a killed connection is rerun once on a fresh one (REL_NEEDS #2)
+    assert not errors, f"{len(errors)} calls failed for {result['killed']} killed backends"
     assert rows_after == rows_before
     record_figures(
         label,
