@@ -44,7 +44,6 @@ import numpy as np
 import psycopg
 
 from qwen_pg_integrations.pg import PGStore, Record
-from qwen_pg_integrations.pg.connection import close_pools
 from qwen_pg_integrations.testing import DashScopeEmulator
 
 ZH = ["向量", "检索", "数据库", "索引", "模型", "问答", "知识", "文档", "集群", "延迟"]
@@ -293,7 +292,7 @@ def run(cfg: Config) -> dict[str, Any]:
         rows = store.count()
         app_open = _connections(admin, app)
         store.drop()
-        close_pools(dsn)  # the documented way to release a DSN's shared pools
+        store.close()  # releases the DSN's shared pools (the async ones of closed loops too)
         gc.collect()
         time.sleep(0.2)
         app_after = _connections(admin, app)
@@ -337,7 +336,7 @@ def render(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"Connections of this run: before {c['app_before']}, open after the load "
-        f"{c['app_open_after_load']}, after close_pools {c['app_after_close']} "
+        f"{c['app_open_after_load']}, after store.close() {c['app_after_close']} "
         f"(leaked: {c['leaked']}); whole server: {c['server_before']} -> {c['server_after']}.",
     ]
     for p in result["phases"]:
