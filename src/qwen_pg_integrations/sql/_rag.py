@@ -109,11 +109,14 @@ def rag(
     """
     del gd  # everything that needs the key goes through SQL (embed, chat)
     try:
-        config = RagConfig(k=5 if k is None else k, score_threshold=threshold)
         if threshold is not None and not -1.0 <= threshold <= 1.0:
             raise InvalidInputError(
                 f"threshold is a cosine similarity in [-1, 1], not {threshold}."
             )
+        # The SQL threshold is a raw cosine similarity in [-1, 1] (the stores' relevance scores,
+        # which RagConfig checks, are in [0, 1]), so retrieve() applies it; the flow then sees
+        # only chunks that passed and answers "nothing found" when none did.
+        config = RagConfig(k=5 if k is None else k)
         info = _table_info(plpy, tbl)
         emb_model = embedding_model or _catalog_model(plpy, info)
         dims = int(info["dims"]) if info["dims"] and int(info["dims"]) > 0 else None
@@ -128,7 +131,10 @@ def rag(
 
     def retrieve(query: str, n: int) -> Sequence[RetrievedChunk]:
         vector = str(plpy.execute(embed_plan, [query, emb_model, dims])[0]["v"])
-        return _search(plpy, info, vector, n)
+        chunks = _search(plpy, info, vector, n)
+        if threshold is None:
+            return chunks
+        return [c for c in chunks if c.score is not None and c.score >= threshold]
 
     def generate(messages: Sequence[ChatMessage]) -> str:
         system = "\n".join(m.content for m in messages if m.role == "system")
