@@ -113,6 +113,9 @@ def test_5000_chunks_with_20_percent_embedding_faults_are_stored_exactly_once(
     assert {r.id for r in kb.store.get(sorted(_expected_ids(paths, per_file)))} == _expected_ids(
         paths, per_file
     )
+    # every text was answered exactly once: no batch was embedded twice (retries only resend
+    # what failed)
+    assert log.texts_answered == 5000, log
     # the faults really happened, at the planned share, in every kind
     failed_share = log.failed_calls / log.calls
     assert 0.10 <= failed_share <= 0.35, log
@@ -129,12 +132,12 @@ def test_5000_chunks_with_20_percent_embedding_faults_are_stored_exactly_once(
         rows=rows,
         duplicates=rows - contents,
         embedding_calls=log.calls,
-        batches=500,
+        batches=log.ok_calls,
         failed_calls=log.failed_calls,
         failed_share=round(failed_share, 3),
         by_status=log.by_status,
         planned_faults=dict(planned),
-        retries=log.calls - 500,
+        retries=log.calls - log.ok_calls,
         errors_surfaced=0,
         seconds=round(seconds, 1),
     )
@@ -166,7 +169,8 @@ def test_retries_off_raises_typed_error_leaves_no_half_file_and_resume_embeds_on
     assert type(info.value) is EXPECTED[kind]
 
     rows, _, contents, per_source = _table_stats(pg_dsn, table_name)
-    assert set(per_source.values()) <= {per_file}, f"a half-written file remains: {per_source}"
+    # a file of 50 chunks is one embed-and-store slice (ingest_files adds 64 at a time)
+    assert set(per_source.values()) <= {per_file}, f"a half-written batch remains: {per_source}"
     assert rows == contents == 4 * per_file
     first = embed_log(emulator)
 
@@ -288,4 +292,33 @@ def test_async_embed_and_store_under_20_percent_faults_keep_every_vector_in_plac
         embedding_calls=log.calls,
         failed_calls=log.failed_calls,
         by_status=log.by_status,
+    )
+
+
+def test_retries_off_failure_inside_a_file_keeps_whole_slices_and_resume_adds_only_the_rest(
+    emulator: DashScopeEmulator, pg_dsn: str, table_name: str, tmp_path: Path
+) -> None:
+    """A 100-chunk file is embedded and stored in slices (64 + 36 chunks; 7 + 4 calls)."""
+    write_corpus(tmp_path / "corpus", 3, 100)
+    emulator.inject(PASS, times=8, endpoint="embedding")  # slice 1 (7 calls) + 1 call of slice 2
+    emulator.inject(FAULT_KINDS["503"], endpoint="embedding")
+    kb = _kb(emulator, pg_dsn, table_name, retries=0, concurrency=1)
+    with pytest.raises(ServerError):
+        kb.ingest([tmp_path / "corpus"])
+    rows, _, _, per_source = _table_stats(pg_dsn, table_name)
+    assert list(per_source.values()) == [64], per_source  # the first slice, whole
+    emulator.clear_requests()
+    summary = kb.ingest([tmp_path / "corpus"])
+    again = embed_log(emulator)
+    rows2, ids2, contents2, per_source2 = _table_stats(pg_dsn, table_name)
+    assert summary.skipped == 64 and summary.new == 300 - 64
+    assert again.texts_sent == 300 - 64, "stored chunks were embedded again"
+    assert rows2 == ids2 == contents2 == 300
+    assert set(per_source2.values()) == {100}
+    record_figures(
+        "ingest_retries_off_mid_file",
+        rows_after_failure=rows,
+        texts_embedded_on_resume=again.texts_sent,
+        rows_after_resume=rows2,
+        duplicates=rows2 - contents2,
     )
