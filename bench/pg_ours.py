@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
 from pg_common import HNSW_EF_CONSTRUCTION, HNSW_M, NoEmbeddings, ServerInfo, Skip
 from pg_data import Dataset
+from pg_raw import JSONB_OID, TEXT_OID, RawPsycopg, _vector_dumper, encode_block
 
 
 def _core() -> Any:
@@ -140,3 +144,63 @@ def streaming_ingest(
         _close(store, dsn)
 
     return run
+
+
+class RawSameWork(RawPsycopg):
+    """Diagnostic: hand-written COPY BINARY into a table made by our store (tsvector column, GIN
+    indexes), with the content_tsv built by our segmenter, i.e. our write's work without the
+    store's own code: ``ours ÷ this`` is the store's overhead, ``this ÷ raw`` the feature's
+    cost."""
+
+    name = "raw psycopg, ours' table + tsvector (diagnostic)"
+
+    def __init__(self, server: ServerInfo) -> None:
+        self._pg = _core()
+        try:
+            from qwen_pg_integrations.pg._tsvector import TSVECTOR_OID, tsvector_binary
+            from qwen_pg_integrations.pg.text import segment, warm_up
+        except ImportError as exc:
+            raise Skip(f"store internals moved ({exc})") from exc
+        super().__init__(server.dsn, table="bench_raw_same")
+        self._tsv = (TSVECTOR_OID, tsvector_binary, segment)
+        warm_up()
+
+    def _connect(self) -> Any:
+        fresh = self._conn is None
+        conn = super()._connect()
+        if fresh:
+            conn.adapters.register_dumper(_TsvBytes, _vector_dumper(self._tsv[0]))
+        return conn
+
+    def setup(self, data: Dataset) -> None:
+        pg = self._pg
+        store = pg.PGStore(self.dsn, table_name=self.table, dimension=data.dim)
+        store.drop()
+        store = pg.PGStore(self.dsn, table_name=self.table, dimension=data.dim)
+        store.setup()
+        _close(store, self.dsn)
+        self.setup_statements()
+
+    def ingest(self, data: Dataset) -> None:
+        conn = self._connect()
+        tsv_oid, tsvector_binary, segment = self._tsv
+        vectors = data.embeddings()
+        copy_sql = sql.SQL(
+            "COPY {} (id, content, metadata, embedding, content_tsv) FROM STDIN (FORMAT BINARY)"
+        ).format(sql.Identifier(self.table))
+        block = 1000
+        with conn.transaction(), conn.cursor() as cur, cur.copy(copy_sql) as copy:
+            copy.set_types([TEXT_OID, TEXT_OID, JSONB_OID, self.vector_oid, tsv_oid])
+            for start in range(0, data.rows, block):
+                enc = encode_block(vectors[start : start + block])
+                for j, vec in enumerate(enc):
+                    i = start + j
+                    tsv = _TsvBytes(tsvector_binary(segment(data.texts[i])))
+                    copy.write_row((data.ids[i], data.texts[i], Jsonb(data.metadatas[i]), vec, tsv))
+
+
+class _TsvBytes(bytes):
+    """A tsvector already in binary wire format."""
+
+
+DIAGNOSTIC = (RawSameWork,)

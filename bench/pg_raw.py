@@ -82,6 +82,11 @@ class RawPsycopg:
             ).format(t, sql.Literal(data.dim))
         )
         conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE PLAIN").format(t))
+        self.setup_statements()
+
+    def setup_statements(self) -> None:
+        """Compose the query statements for this table."""
+        t = sql.Identifier(self.table)
         cols = sql.SQL("id, content, metadata, embedding <=> %s AS distance")
         self._sql_knn = sql.SQL("SELECT {} FROM {} ORDER BY embedding <=> %s LIMIT %s").format(
             cols, t
