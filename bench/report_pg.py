@@ -48,6 +48,16 @@ def _targets(results: list[Any]) -> list[str]:
             "<=",
             1.3,
         )
+    diag = _pick(results, "diagnostic")
+    if diag is not None and raw is not None:
+        same = ", ".join(
+            f"{o.name} {_f(_ratio(diag.ingest_s, o.ingest_s))}x" for o in ours if o.ingest_s
+        )
+        out.append(
+            f"- context: hand-written COPY doing ours' write work (ours' table, client tsvector, "
+            f"GIN indexes) runs at {_f(_ratio(raw.ingest_s, diag.ingest_s))}x raw COPY; ours "
+            f"against that same-work COPY: {same}"
+        )
     for a in anchors:
         r = _ratio(a.p50_ms, raw.p50_ms if raw else None)
         out.append(f"- k=10 p50, {a.name} / raw prepared SQL: {_f(r)}x (anchors: typically 3-7x)")
