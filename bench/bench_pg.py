@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--dsn",
         default=os.environ.get("QWEN_PG_BENCH_DSN"),
-        help="benchmark against this server instead of a throw-away embedded one",
+        help="benchmark against this server instead of a throw-away embedded one (it creates "
+        "and leaves bench_* / langchain_pg_* / data_bench_llama tables there)",
     )
     ap.add_argument("--rows", type=int, help="documents for ingest/query (default 10,000)")
     ap.add_argument("--dim", type=int, help="vector dimension (default 1024)")
