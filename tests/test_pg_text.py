@@ -18,6 +18,15 @@ def test_chinese_is_segmented_into_words_and_stopwords_dropped() -> None:
     assert segment("") == [] and segmented_text("PolarDB 数据库") == "polardb 数据 据库 数据库"
 
 
+def test_cjk_text_keeps_only_word_characters_of_each_jieba_token() -> None:
+    # jieba returns punctuation, spaces and mixed tokens; segment() splits them into words the
+    # same way for CJK and non-CJK text (underscore and punctuation are separators)
+    words = segment("通义千问Qwen-Max，支持snake_case与PolarDB！ÀB 数据库")
+    assert {"通义", "千问", "qwen", "max", "snake", "case", "polardb", "à", "数据库"} <= set(words)
+    assert all(w and "_" not in w and "-" not in w and "，" not in w for w in words)
+    assert segment("数据库 The database")[-1] == "database"
+
+
 @pytest.mark.parametrize(
     "text",
     [

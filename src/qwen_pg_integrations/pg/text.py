@@ -139,15 +139,13 @@ def segment(text: str) -> list[str]:
     """
     if not text:
         return []
-    if not _CJK.search(text):
-        # nothing to segment: plain word splitting gives what jieba would, much faster
-        return [w for w in (m.lower() for m in _WORD.findall(text)) if w not in STOPWORDS]
-    words: list[str] = []
-    for token in _load()(text):
+    if _CJK.search(text):
         # jieba keeps punctuation and mixed tokens; keep only word characters so the output
-        # is also safe to quote as tsquery lexemes.
-        words.extend(w for w in (m.lower() for m in _WORD.findall(token)) if w not in STOPWORDS)
-    return words
+        # is also safe to quote as tsquery lexemes. Joined by spaces, the tokens go through one
+        # regex pass (no word spans a space), the same words as token by token.
+        text = " ".join(_load()(text))
+    # without CJK there is nothing to segment: plain word splitting gives what jieba would
+    return [w for w in map(str.lower, _WORD.findall(text)) if w not in STOPWORDS]
 
 
 def segmented_text(text: str) -> str:
