@@ -453,9 +453,24 @@ def test_store_works_on_older_pgvector_like_open_source_polardb(
         store.client.drop()
 
 
-def test_query_restricted_to_node_ids_raises_until_the_core_supports_it(
+@pytest.mark.parametrize("mode", ["default", "mmr", "hybrid", "text_search"])
+def test_node_ids_restrict_the_query_in_every_mode(
+    filled: PGVectorStore, embed: DashScopeEmbedding, mode: str
+) -> None:
+    q = VectorStoreQuery(
+        query_embedding=embed.get_query_embedding("pgvector"), query_str="pgvector",
+        similarity_top_k=10, node_ids=["n2", "n3"], mode=VectorStoreQueryMode(mode),
+    )  # fmt: skip
+    assert set(filled.query(q).ids or []) <= {"n2", "n3"}
+    if mode != "text_search":  # a text search only returns rows whose words match
+        assert set(filled.query(q).ids or []) == {"n2", "n3"}
+
+
+async def test_node_ids_restrict_the_async_query(
     filled: PGVectorStore, embed: DashScopeEmbedding
 ) -> None:
-    q = VectorStoreQuery(query_embedding=embed.get_query_embedding("x"), node_ids=["n1"])
-    with pytest.raises(InvalidInputError, match="node_ids"):
-        filled.query(q)
+    q = VectorStoreQuery(
+        query_embedding=embed.get_query_embedding("pgvector"), similarity_top_k=10,
+        node_ids=["n1"],
+    )  # fmt: skip
+    assert (await filled.aquery(q)).ids == ["n1"]

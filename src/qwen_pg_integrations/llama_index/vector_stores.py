@@ -170,10 +170,6 @@ def _plan(
     query: VectorStoreQuery, kwargs: dict[str, Any]
 ) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
     """Which core search to run for ``query``, with which arguments."""
-    if query.node_ids:
-        raise InvalidInputError(
-            "PGVectorStore cannot restrict a query to node_ids; filter on metadata instead."
-        )
     mode = VectorStoreQueryMode(query.mode)
     if mode not in _TEXT_MODES + _VECTOR_MODES:
         raise InvalidInputError(
@@ -184,6 +180,8 @@ def _plan(
         doc_filter = {REF_DOC_KEY: {"$in": list(query.doc_ids)}}
         core_filter = doc_filter if core_filter is None else {"$and": [core_filter, doc_filter]}
     options: dict[str, Any] = {"filter": core_filter}
+    if query.node_ids:  # restrict the search to these nodes (the core binds them as parameters)
+        options["ids"] = list(query.node_ids)
     k = query.similarity_top_k
     threshold = kwargs.get("score_threshold", kwargs.get("similarity_cutoff"))
     if threshold is not None and mode not in (
