@@ -147,6 +147,25 @@ def to_core_messages(messages: Sequence[LIChatMessage]) -> list[ChatMessage]:
     return out
 
 
+_LI_ROLES = {
+    "system": MessageRole.SYSTEM,
+    "user": MessageRole.USER,
+    "assistant": MessageRole.ASSISTANT,
+    "tool": MessageRole.TOOL,
+}
+
+
+def to_li_messages(messages: Sequence[ChatMessage]) -> list[LIChatMessage]:
+    """Core text messages (e.g. prompts the RAG core built) to LlamaIndex messages."""
+    return [LIChatMessage(role=_LI_ROLES[m.role], content=m.content) for m in messages]
+
+
+def to_core_history(messages: Sequence[LIChatMessage] | None) -> list[ChatMessage]:
+    """The user and assistant turns of a chat history, as plain core text messages."""
+    turns = [m for m in messages or () if _ROLES.get(m.role.value) in ("user", "assistant")]
+    return [ChatMessage(role=m.role, content=m.content) for m in to_core_messages(turns)]
+
+
 def to_core_tools(tools: Sequence[Any]) -> list[ToolSpec]:
     """LlamaIndex tools (``BaseTool``), OpenAI-style dicts or ``ToolSpec`` to core specs."""
     specs: list[ToolSpec] = []

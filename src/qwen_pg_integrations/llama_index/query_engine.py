@@ -13,7 +13,6 @@ from typing import Any
 from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.base.llms.types import ChatMessage as LIChatMessage
-from llama_index.core.base.llms.types import MessageRole
 from llama_index.core.base.response.schema import (
     RESPONSE_TYPE,
     AsyncStreamingResponse,
@@ -43,29 +42,12 @@ from ..rag import (
     stream_flow,
 )
 from ..types import ChatMessage
+from ._messages import to_core_history, to_li_messages
 
 __all__ = ["QwenRAGQueryEngine", "create_query_engine"]
 
-_ROLES = {
-    "system": MessageRole.SYSTEM,
-    "user": MessageRole.USER,
-    "assistant": MessageRole.ASSISTANT,
-    "tool": MessageRole.TOOL,
-}
-_CORE_ROLES = {MessageRole.USER: "user", MessageRole.ASSISTANT: "assistant"}
-
-
-def _to_llama(messages: Sequence[ChatMessage]) -> list[LIChatMessage]:
-    return [LIChatMessage(role=_ROLES[m.role], content=m.content) for m in messages]
-
-
-def _history(messages: Sequence[LIChatMessage] | None) -> list[ChatMessage]:
-    out = []
-    for m in messages or ():
-        role = _CORE_ROLES.get(m.role)
-        if role is not None:
-            out.append(ChatMessage(role=role, content=m.content or ""))  # type: ignore[arg-type]
-    return out
+_to_llama = to_li_messages
+_history = to_core_history
 
 
 class _Nodes:
