@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -17,6 +18,7 @@ except ImportError:  # pgvector-python < 0.4 keeps the classes in pgvector.utils
     from pgvector.utils import HalfVector  # type: ignore[no-redef]
 from ._plan import Copy, Exec, Plan
 from ._tsvector import tsvector_binary
+from ._wire import encode_vector
 from .filters import Params
 from .queries import (
     direct_copy_sql,
@@ -50,8 +52,9 @@ class RowBatch:
     """Checked rows of one write batch, built record by record so the caller's records (and their
     vectors, often lists of Python floats) can be freed as soon as they are read.
 
-    Later duplicates of an id win. Rows hold the float32 vector and the text; :func:`_copy_rows`
-    turns them into COPY rows (vector encoding, tsvector) while COPY streams.
+    Later duplicates of an id win. Rows hold the vector in its wire format (4 bytes a dimension,
+    so a batch stays small whatever the caller's vectors were) and the text; :func:`_copy_rows`
+    adds the tsvector while COPY streams.
     """
 
     def __init__(self, spec: TableSpec) -> None:
@@ -71,7 +74,10 @@ class RowBatch:
             raise InvalidInputError(f"content must be a string, got {type(rec.content).__name__}")
         if rec.embedding is None:
             raise InvalidInputError(f"record {rec.id!r} has no embedding")
-        arr = check_vector(rec.embedding, None)
+        halfvec = spec.vector_type == "halfvec"
+        # one conversion from the caller's list: straight to the wire's big-endian float4
+        # (halfvec rounds through float32, as pgvector's own conversion does)
+        arr = check_vector(rec.embedding, None, np.float32 if halfvec else ">f4")
         if arr.size != spec.dimension:
             raise SchemaMismatchError(
                 f"embedding has {arr.size} dimensions but table {spec.schema}.{spec.table} stores "
@@ -91,7 +97,8 @@ class RowBatch:
         if not isinstance(rid, str) or not rid:
             raise InvalidInputError(f"ids must be non-empty strings, got {rid!r}")
         self.by_id.pop(rid, None)
-        self.by_id[rid] = (rid, content, Jsonb(meta_json, dumps=_identity), arr)
+        vec = encode_vector(arr, halfvec)
+        self.by_id[rid] = (rid, content, Jsonb(meta_json, dumps=_identity), vec)
         self.ids.append(rid)
 
     def rows(self) -> list[tuple[Any, ...]]:
@@ -111,13 +118,14 @@ def build_rows(
 
 def _copy_rows(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
     seg = spec.client_segmentation
-    for rid, content, meta, arr in rows:
-        tsv: Any = tsvector_binary(segment(content)) if seg else content
-        yield (rid, content, meta, vector_param(spec, arr), tsv)
+    server_side = not spec.client_tsvector  # the upsert runs to_tsvector on this text
+    for rid, content, meta, vec in rows:
+        tsv: Any = tsvector_binary(segment(content)) if seg else content if server_side else None
+        yield (rid, content, meta, vec, tsv)
 
 
 def _row_types(spec: TableSpec) -> tuple[str, ...]:
-    last = "tsvector" if spec.client_segmentation else "text"
+    last = "tsvector" if spec.client_tsvector else "text"
     return ("text", "text", "jsonb", spec.vector_type, last)
 
 
@@ -133,11 +141,12 @@ def write_plan(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> Plan[None]:
     """Write one batch (run it in one transaction).
 
     Rows whose ids are stored already are COPied (binary) into a staging table and merged with
-    one ``INSERT ... ON CONFLICT (id) DO UPDATE``. With client-side segmentation the rows are
-    complete (tsvector included), so rows with new ids are COPied straight into the table; if
-    a concurrent writer adds one of those ids meanwhile, the batch falls back to the upsert.
+    one ``INSERT ... ON CONFLICT (id) DO UPDATE``. With client-side segmentation (or no full
+    text) the rows are complete (tsvector included, or NULL), so rows with new ids are COPied
+    straight into the table; if a concurrent writer adds one of those ids meanwhile, the batch
+    falls back to the upsert.
     """
-    if not spec.client_segmentation:
+    if not spec.client_tsvector:
         yield from _staged_upsert(spec, rows)
         return
     p = Params()

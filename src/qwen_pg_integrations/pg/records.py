@@ -154,9 +154,12 @@ def stable_id(content: str, metadata: Mapping[str, Any]) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, payload))
 
 
-def check_vector(embedding: EmbeddingLike, dimension: int | None) -> npt.NDArray[np.float32]:
-    """The embedding as a float32 array, checked for shape and finiteness."""
-    arr = np.asarray(embedding, dtype=np.float32)
+def check_vector(
+    embedding: EmbeddingLike, dimension: int | None, dtype: npt.DTypeLike = np.float32
+) -> npt.NDArray[np.float32]:
+    """The embedding as a float32 array (``dtype``: another 4-byte float layout, e.g. the
+    big-endian ``">f4"`` of the wire format), checked for shape and finiteness."""
+    arr = np.asarray(embedding, dtype=dtype)
     if arr.ndim != 1 or arr.size == 0:
         raise InvalidInputError(
             f"an embedding must be a non-empty 1-d vector, got shape {arr.shape}"

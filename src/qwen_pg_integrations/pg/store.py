@@ -31,6 +31,7 @@ from ._async import AsyncMethods
 from ._plan import Plan, run_sync
 from ._setup import Requested, setup_plan
 from ._tsvector import TsVector, TsVectorDumper
+from ._wire import register_wire_dumpers
 from .connection import ATTEMPTS, ConnectionArg, Engine
 from .filters import Filter
 from .records import Distance, EmbeddingLike, Record, SearchHit
@@ -84,8 +85,11 @@ class PGStore(AsyncMethods):
         distance: ``"cosine"``, ``"l2"`` or ``"inner_product"`` (fixed per table).
         embedding_model: recorded in the catalog; opening the table with another model fails.
         text_search: ``"auto"`` (a zhparser / pg_jieba configuration if the server has one,
-            else ``"jieba"``: client-side segmentation into a ``simple`` tsvector) or a
-            configuration name.
+            else ``"jieba"``: client-side segmentation into a ``simple`` tsvector), a
+            configuration name, or ``"none"``: no full-text column, for stores searched by
+            vector only (writes skip the segmentation and the GIN index; keyword and hybrid
+            search raise :class:`~qwen_pg_integrations.errors.SchemaMismatchError`). An
+            existing table keeps what its catalog row records.
         vector_type: ``"auto"`` (``halfvec`` above 2000 dims on pgvector >= 0.7), ``"vector"``,
             ``"halfvec"``.
         batch_size: rows per write batch (COPY + one upsert, one transaction per batch).
@@ -196,6 +200,7 @@ class PGStore(AsyncMethods):
         register_vector_info(conn, infos[0])
         if infos[1] is not None:
             register_halfvec_info(conn, infos[1])
+        register_wire_dumpers(conn, *infos)
         conn.adapters.register_dumper(TsVector, TsVectorDumper)
         self._registered.add(conn)
 

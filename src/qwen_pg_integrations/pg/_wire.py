@@ -1,0 +1,61 @@
+"""Vectors already in pgvector's binary wire format, for COPY.
+
+The write path turns each caller vector into its wire bytes once (one NumPy conversion from
+the caller's list or array, checks included) while COPY streams, instead of a float32 array
+that pgvector's dumper converts again per row. The dumpers registered here pass those bytes
+through and hand anything else to the dumper pgvector registered for the type, so a caller's
+own COPY on the same connection behaves as before.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+from psycopg.types import TypeInfo
+
+__all__ = ["WireHalfVector", "WireVector", "encode_vector", "register_wire_dumpers"]
+
+_HEAD = struct.Struct("!HH")  # dimension, unused
+
+
+class WireVector(bytes):
+    """A ``vector`` value in pgvector's binary format (dimension, 0, float4 big-endian)."""
+
+
+class WireHalfVector(bytes):
+    """A ``halfvec`` value in pgvector's binary format (dimension, 0, float2 big-endian)."""
+
+
+def encode_vector(arr: np.ndarray[Any, Any], halfvec: bool) -> bytes:
+    """The wire bytes of a checked 1-d float32 (or big-endian float4) array."""
+    if halfvec:
+        return WireHalfVector(_HEAD.pack(arr.size, 0) + arr.astype(">f2").tobytes())
+    if arr.dtype.str != ">f4":
+        arr = arr.astype(">f4")
+    return WireVector(_HEAD.pack(arr.size, 0) + arr.tobytes())
+
+
+def _passthrough(base: type[Dumper], wire: type[bytes]) -> type[Dumper]:
+    class WireDumper(base):  # type: ignore[misc, valid-type]
+        format = Format.BINARY
+
+        def dump(self, obj: Any) -> Any:
+            if isinstance(obj, wire):
+                return obj
+            return super().dump(obj)
+
+    return WireDumper
+
+
+def register_wire_dumpers(conn: Any, vector: TypeInfo, halfvec: TypeInfo | None) -> None:
+    """Register the pass-through dumpers (after pgvector's ``register_*_info``)."""
+    adapters = conn.adapters
+    for info, wire in ((vector, WireVector), (halfvec, WireHalfVector)):
+        if info is None:
+            continue
+        base = adapters.get_dumper_by_oid(info.oid, Format.BINARY)
+        adapters.register_dumper(wire, _passthrough(base, wire))
