@@ -38,6 +38,7 @@ class OursCore:
 
     name = "ours: pg core"
     tables: ClassVar[list[str]] = ["bench_ours_core"]
+    text_search = "auto"  # the default: full-text column (client-side segmentation) on writes
 
     def __init__(self, server: ServerInfo) -> None:
         self._pg = _core()
@@ -46,12 +47,14 @@ class OursCore:
 
     def setup(self, data: Dataset) -> None:
         pg = self._pg
-        self._store = pg.PGStore(
-            self._dsn, table_name=self.tables[0], dimension=data.dim, distance="cosine"
-        )
+        self._store = pg.PGStore(self._dsn, table_name=self.tables[0], dimension=data.dim)
         self._store.drop()
         self._store = pg.PGStore(
-            self._dsn, table_name=self.tables[0], dimension=data.dim, distance="cosine"
+            self._dsn,
+            table_name=self.tables[0],
+            dimension=data.dim,
+            distance="cosine",
+            text_search=self.text_search,
         )
         self._store.setup()
 
@@ -82,6 +85,7 @@ class OursLangChain:
 
     name = "ours: LangChain PGVectorStore"
     tables: ClassVar[list[str]] = ["bench_ours_lc"]
+    text_search = "auto"
 
     def __init__(self, server: ServerInfo) -> None:
         _core()
@@ -105,6 +109,7 @@ class OursLangChain:
             connection=self._dsn,
             table_name=self.tables[0],
             embedding_dimension=data.dim,
+            text_search=self.text_search,
         )
 
     def ingest(self, data: Dataset) -> None:
@@ -126,7 +131,24 @@ class OursLangChain:
             self._store = None
 
 
-OURS = (OursCore, OursLangChain)
+class OursCoreNoText(OursCore):
+    """``PGStore(text_search="none")``: no full-text column, the same work as raw and the
+    anchors as configured here."""
+
+    name = "ours: pg core, text_search='none'"
+    tables: ClassVar[list[str]] = ["bench_ours_core_nt"]
+    text_search = "none"
+
+
+class OursLangChainNoText(OursLangChain):
+    """``PGVectorStore(text_search="none")``."""
+
+    name = "ours: LangChain PGVectorStore, text_search='none'"
+    tables: ClassVar[list[str]] = ["bench_ours_lc_nt"]
+    text_search = "none"
+
+
+OURS = (OursCore, OursLangChain, OursCoreNoText, OursLangChainNoText)
 
 
 def streaming_ingest(

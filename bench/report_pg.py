@@ -36,11 +36,20 @@ def _targets(results: list[Any]) -> list[str]:
     ours = [r for r in results if r.kind == "ours" and not (r.skipped or r.error)]
     anchors = [r for r in results if r.kind == "anchor" and not (r.skipped or r.error)]
     for o in ours:
+        # raw and the anchors as configured here write no full-text data; ours does by default
+        work = (
+            " (same work as raw and anchors)"
+            if "text_search='none'" in o.name
+            else (" (default: also builds the full-text column)")
+        )
         rate = _ratio(raw.ingest_s if raw else None, o.ingest_s)
-        line(f"ingest, {o.name} vs raw COPY (rate ratio)", rate, ">=", 0.7)
+        line(f"ingest, {o.name} vs raw COPY (rate ratio){work}", rate, ">=", 0.7)
         for a in anchors:
             line(
-                f"ingest, {o.name} vs {a.name} (speed-up)", _ratio(a.ingest_s, o.ingest_s), ">=", 15
+                f"ingest, {o.name} vs {a.name} (speed-up){work}",
+                _ratio(a.ingest_s, o.ingest_s),
+                ">=",
+                15,
             )
         line(
             f"k=10 p50, {o.name} / raw prepared SQL",
@@ -170,8 +179,9 @@ def render(results: list[Any], mem: list[dict[str, Any]], meta: dict[str, Any], 
         "the HNSW index is built after ingest with the system's own index call (langchain-postgres "
         "v1 has none: plain SQL); every table is ANALYZEd; HNSW scans come from "
         "pg_stat_user_indexes. Ratios: rate ÷ raw COPY > 1 is faster than raw; p50 ÷ raw < 1 is "
-        "faster than raw. Ours also builds the full-text column (content_tsv, client-side "
-        "segmentation) on every write; the raw table and the anchors as configured here do not. "
+        "faster than raw. Ours by default also builds the full-text column (content_tsv, "
+        "client-side segmentation, GIN index) on every write; the raw table and the anchors as "
+        "configured here do not, nor does ours with text_search='none' (the like-for-like rows). "
         "Anchors: v1 `add_embeddings` (one multi-row INSERT), v2 `add_embeddings` with `category` "
         "as a metadata column (v2 filters only on columns), llama-index `add` of TextNodes built "
         "before the clock starts, HNSW via `hnsw_kwargs` (ef_search 40).",

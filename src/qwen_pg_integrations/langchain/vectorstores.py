@@ -69,7 +69,8 @@ class PGVectorStore(VectorStore):
         distance: ``"cosine"`` (default), ``"l2"`` or ``"inner_product"``.
         embedding_model: recorded in the catalog (default: the embeddings' ``model``
             attribute); opening the table with another model raises ``SchemaMismatchError``.
-        text_search: ``"auto"``, ``"jieba"`` or a server text-search configuration.
+        text_search: ``"auto"``, ``"jieba"``, a server text-search configuration, or
+            ``"none"``: no full-text column (faster writes; hybrid search is refused).
         vector_type: ``"auto"``, ``"vector"`` or ``"halfvec"``.
         batch_size: rows per write batch (texts are embedded batch by batch too).
         create_table: create the table when missing.

@@ -273,6 +273,7 @@ def text_plan(
     ids: Sequence[str] | None = None,
 ) -> Plan[list[SearchHit]]:
     """Full-text search (client-side jieba segmentation or the server configuration)."""
+    _check_full_text(spec, "keyword (full-text) search")
     _check_k(k)
     p = Params()
     qtext = segment(query) if spec.client_segmentation else query
@@ -300,6 +301,7 @@ def hybrid_plan(
     exact_limit: int = EXACT_FILTER_LIMIT,
 ) -> Plan[list[SearchHit]]:
     """Vector + full-text ranks fused by reciprocal rank fusion in one statement."""
+    _check_full_text(spec, "hybrid search")
     _check_k(k)
     if rrf_k < 0 or vector_weight < 0 or text_weight < 0 or vector_weight + text_weight == 0:
         raise InvalidInputError("rrf_k and the weights must be >= 0, and not both weights 0")
@@ -402,6 +404,15 @@ def index_plan(
     yield Exec(stmt)
     yield Exec(sql.SQL("ANALYZE {}").format(spec.ident))
     return name
+
+
+def _check_full_text(spec: TableSpec, what: str) -> None:
+    if not spec.full_text:
+        raise SchemaMismatchError(
+            f"table {spec.schema}.{spec.table} was created with text_search='none' (no "
+            f"full-text column), so {what} is not available: use similarity search, or create "
+            "a table with text_search='auto' (the default) and add the documents there."
+        )
 
 
 def _check_k(k: int) -> None:

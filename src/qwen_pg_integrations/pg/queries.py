@@ -39,7 +39,7 @@ TABLE_COLUMNS = ("id", "content", "metadata", "embedding", "content_tsv")
 
 
 def _stage(spec: TableSpec) -> sql.Identifier:
-    suffix = "tsv" if spec.client_segmentation else "txt"
+    suffix = "tsv" if spec.client_tsvector else "txt"
     return sql.Identifier(f"_qwen_pg_stage_{spec.vector_type}_{suffix}")
 
 
@@ -49,12 +49,12 @@ def _columns(names: tuple[str, ...]) -> sql.Composable:
 
 def stage_columns(spec: TableSpec) -> tuple[str, ...]:
     """Staging columns: the table's own with a client-built tsvector, else the text to index."""
-    return TABLE_COLUMNS if spec.client_segmentation else STAGE_COLUMNS
+    return TABLE_COLUMNS if spec.client_tsvector else STAGE_COLUMNS
 
 
 def stage_ddl(spec: TableSpec) -> sql.Composed:
     """The session's temporary staging table for COPY (one per vector type, any dimension)."""
-    last = "content_tsv tsvector" if spec.client_segmentation else "tsv_input text"
+    last = "content_tsv tsvector" if spec.client_tsvector else "tsv_input text"
     return sql.SQL(
         "CREATE TEMP TABLE IF NOT EXISTS {} "
         "(id text, content text, metadata jsonb, embedding {}, {})"
@@ -91,7 +91,7 @@ def upsert_from_stage_sql(spec: TableSpec, params: Params) -> sql.Composed:
     """One ``INSERT ... ON CONFLICT (id) DO UPDATE`` for the whole staged batch."""
     tsv: sql.Composable = (
         sql.SQL("content_tsv")
-        if spec.client_segmentation
+        if spec.client_tsvector
         else sql.SQL("to_tsvector({}::regconfig, tsv_input)").format(params.add(spec.ts_config))
     )
     return sql.SQL(

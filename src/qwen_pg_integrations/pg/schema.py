@@ -19,6 +19,7 @@ from .records import Distance
 __all__ = [
     "CATALOG_TABLE",
     "MIN_PGVECTOR",
+    "NO_TEXT_SEARCH",
     "ServerInfo",
     "TableSpec",
     "VectorType",
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 CATALOG_TABLE = "qwen_pg_collections"
+NO_TEXT_SEARCH = "none"  # text_search value of tables without full-text search
 MIN_PGVECTOR = (0, 5, 0)  # HNSW
 HALFVEC_PGVECTOR = (0, 7, 0)
 ITERATIVE_PGVECTOR = (0, 8, 0)
@@ -125,8 +127,9 @@ class TableSpec:
         dimension: embedding dimension.
         distance: search distance (fixes the index operator class).
         vector_type: ``vector`` or ``halfvec``.
-        text_search: ``"jieba"`` (client-side segmentation into a ``simple`` tsvector) or the name
-            of a server text-search configuration.
+        text_search: ``"jieba"`` (client-side segmentation into a ``simple`` tsvector), the name
+            of a server text-search configuration, or ``"none"`` (no full-text column: writes
+            skip it, keyword and hybrid search are refused).
         embedding_model: the model that made the vectors, if known.
     """
 
@@ -147,6 +150,16 @@ class TableSpec:
     def client_segmentation(self) -> bool:
         """True when text is segmented on the client (jieba) before ``to_tsvector``."""
         return self.text_search == "jieba"
+
+    @property
+    def full_text(self) -> bool:
+        """False when the table was created with ``text_search="none"``."""
+        return self.text_search != NO_TEXT_SEARCH
+
+    @property
+    def client_tsvector(self) -> bool:
+        """True when writes send the final ``content_tsv`` (built on the client, or NULL)."""
+        return self.client_segmentation or not self.full_text
 
     @property
     def ts_config(self) -> str:
@@ -200,7 +213,7 @@ def catalog_ddl(schema: str) -> sql.Composed:
 def table_ddl(spec: TableSpec) -> list[sql.Composed]:
     """Statements creating the collection table and its GIN indexes, idempotently."""
     t = spec.ident
-    return [
+    stmts = [
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} ("
             "id text PRIMARY KEY, content text NOT NULL, "
@@ -210,10 +223,14 @@ def table_ddl(spec: TableSpec) -> list[sql.Composed]:
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin (metadata jsonb_path_ops)").format(
             sql.Identifier(index_name(spec.table, "metadata_gin")), t
         ),
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin (content_tsv)").format(
-            sql.Identifier(index_name(spec.table, "tsv_gin")), t
-        ),
     ]
+    if spec.full_text:
+        stmts.append(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin (content_tsv)").format(
+                sql.Identifier(index_name(spec.table, "tsv_gin")), t
+            )
+        )
+    return stmts
 
 
 def index_ddl(
