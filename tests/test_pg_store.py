@@ -342,3 +342,25 @@ def test_streaming_add_keeps_memory_bounded(pg_dsn: str, table_name: str) -> Non
         assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
     finally:
         store.drop()
+
+
+def test_callers_own_copy_of_vectors_on_the_stores_connection_still_works(
+    pg_dsn: str, table_name: str
+) -> None:
+    # the store registers a pass-through dumper for its pre-encoded vectors; on a connection
+    # the caller lends it, the caller's own COPY of NumPy vectors must keep pgvector's behaviour
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        store = PGStore(conn, table_name=table_name)
+        try:
+            store.add([Record("a", "x", {}, _vec(1))])
+            copy_sql = psycopg.sql.SQL(
+                "COPY {} (id, content, embedding) FROM STDIN (FORMAT BINARY)"
+            ).format(psycopg.sql.Identifier(table_name))
+            with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                copy.set_types(["text", "text", "vector"])
+                copy.write_row(("b", "y", _vec(2)))
+            [b] = store.get(["b"], include_embeddings=True)
+            assert b.embedding is not None and np.allclose(b.embedding, _vec(2), atol=1e-6)
+            assert [h.record.id for h in store.search(_vec(1), k=1)] == ["a"]
+        finally:
+            store.drop()
