@@ -93,21 +93,32 @@ class LangChainV2:
         self._engine: Any = None
         self._store: Any = None
 
+    full_text = False
+
     def setup(self, data: Dataset) -> None:
         lp = self._lp
+        hybrid: dict[str, Any] = {}
+        if self.full_text:
+            from langchain_postgres.v2.hybrid_search_config import HybridSearchConfig
+
+            hybrid["hybrid_search_config"] = HybridSearchConfig()
         self._engine = lp.PGEngine.from_connection_string(url=self._url)
         self._engine.init_vectorstore_table(
             table_name=self.tables[0],
             vector_size=data.dim,
             metadata_columns=[lp.Column("category", "TEXT")],  # v2 filters only on real columns
             overwrite_existing=True,
+            **hybrid,
         )
         self._store = lp.PGVectorStore.create_sync(
             engine=self._engine,
             table_name=self.tables[0],
             embedding_service=NoEmbeddings(),
             metadata_columns=["category"],
+            **hybrid,
         )
+        if self.full_text:
+            self._store.apply_hybrid_search_index()  # its GIN index exists before the ingest
 
     def ingest(self, data: Dataset) -> None:
         self._store.add_embeddings(
@@ -136,6 +147,7 @@ class LlamaIndexPG:
 
     name = "llama-index PGVectorStore"
     tables: ClassVar[list[str]] = ["data_bench_llama"]
+    full_text = False
 
     def __init__(self, server: ServerInfo) -> None:
         try:
@@ -161,10 +173,12 @@ class LlamaIndexPG:
                 "hnsw_ef_search": HNSW_EF_SEARCH,
                 "hnsw_dist_method": "vector_cosine_ops",
             }
+        if self.full_text:
+            kwargs["hybrid_search"] = True  # generated to_tsvector('english', text) + GIN index
         return self._cls(
             connection_string=self._sync_url,
             async_connection_string=self._async_url,
-            table_name="bench_llama",
+            table_name=self.tables[0].removeprefix("data_"),
             embed_dim=self._dim,
             **kwargs,
         )
@@ -220,4 +234,22 @@ class LlamaIndexPG:
         self._nodes = []
 
 
-ANCHORS = (LangChainV1, LangChainV2, LlamaIndexPG)
+class LangChainV2FullText(LangChainV2):
+    """v2 with its hybrid search on (``HybridSearchConfig()``: a tsvector column computed by
+    ``to_tsvector('english', content)`` on insert, and its GIN index): full-text work like ours'
+    default."""
+
+    name = "langchain-postgres PGVectorStore (v2), full text on"
+    tables: ClassVar[list[str]] = ["bench_lc_v2_ft"]
+    full_text = True
+
+
+class LlamaIndexPGFullText(LlamaIndexPG):
+    """llama-index with ``hybrid_search=True`` (a generated tsvector column and its GIN index)."""
+
+    name = "llama-index PGVectorStore, full text on"
+    tables: ClassVar[list[str]] = ["data_bench_llama_ft"]
+    full_text = True
+
+
+ANCHORS = (LangChainV1, LangChainV2, LlamaIndexPG, LangChainV2FullText, LlamaIndexPGFullText)

@@ -20,11 +20,22 @@ def _pick(results: list[Any], kind: str, word: str = "") -> Any:
     return None
 
 
+def _full_text(r: Any) -> bool:
+    """Does the system's write build a full-text column (tsvector + GIN index)?"""
+    if r.kind == "ours":
+        return "text_search='none'" not in r.name
+    if r.kind == "anchor":
+        return "full text on" in r.name
+    return bool(r.kind == "diagnostic")
+
+
 def _targets(results: list[Any]) -> list[str]:
     raw = _pick(results, "raw")
-    out: list[str] = []
+    diag = _pick(results, "diagnostic")
+    like: list[str] = []
+    other: list[str] = []
 
-    def line(label: str, value: float | None, op: str, target: float) -> None:
+    def line(out: list[str], label: str, value: float | None, op: str, target: float) -> None:
         if value is None:
             out.append(f"- {label}: not measured")
             return
@@ -36,41 +47,57 @@ def _targets(results: list[Any]) -> list[str]:
     ours = [r for r in results if r.kind == "ours" and not (r.skipped or r.error)]
     anchors = [r for r in results if r.kind == "anchor" and not (r.skipped or r.error)]
     for o in ours:
-        # raw and the anchors as configured here write no full-text data; ours does by default
-        work = (
-            " (same work as raw and anchors)"
-            if "text_search='none'" in o.name
-            else (" (default: also builds the full-text column)")
-        )
-        rate = _ratio(raw.ingest_s if raw else None, o.ingest_s)
-        line(f"ingest, {o.name} vs raw COPY (rate ratio){work}", rate, ">=", 0.7)
-        for a in anchors:
+        ft = _full_text(o)
+        base = diag if ft else raw
+        if base is not None:
             line(
-                f"ingest, {o.name} vs {a.name} (speed-up){work}",
+                like,
+                f"ingest, {o.name} vs {base.name} (rate ratio)",
+                _ratio(base.ingest_s, o.ingest_s),
+                ">=",
+                0.7,
+            )
+        if ft and raw is not None:
+            line(
+                other,
+                f"ingest, {o.name} (full text) vs {raw.name} (none)",
+                _ratio(raw.ingest_s, o.ingest_s),
+                ">=",
+                0.7,
+            )
+        for a in anchors:
+            if _full_text(a) == ft:
+                out = like
+            elif ft:
+                out = other
+            else:
+                continue  # ours without full text vs an anchor building it: not a comparison
+            line(
+                out,
+                f"ingest, {o.name} vs {a.name} (speed-up)",
                 _ratio(a.ingest_s, o.ingest_s),
                 ">=",
                 15,
             )
         line(
+            like,
             f"k=10 p50, {o.name} / raw prepared SQL",
             _ratio(o.p50_ms, raw.p50_ms if raw else None),
             "<=",
             1.3,
         )
-    diag = _pick(results, "diagnostic")
-    if diag is not None and raw is not None:
-        same = ", ".join(
-            f"{o.name} {_f(_ratio(diag.ingest_s, o.ingest_s))}x" for o in ours if o.ingest_s
-        )
-        out.append(
-            f"- context: hand-written COPY doing ours' write work (ours' table, client tsvector, "
-            f"GIN indexes) runs at {_f(_ratio(raw.ingest_s, diag.ingest_s))}x raw COPY; ours "
-            f"against that same-work COPY: {same}"
-        )
     for a in anchors:
         r = _ratio(a.p50_ms, raw.p50_ms if raw else None)
-        out.append(f"- k=10 p50, {a.name} / raw prepared SQL: {_f(r)}x (anchors: typically 3-7x)")
-    return out
+        other.append(f"- k=10 p50, {a.name} / raw prepared SQL: {_f(r)}x (anchors: typically 3-7x)")
+    return [
+        "Like for like (both sides do the same write work: with or without a full-text column):",
+        "",
+        *like,
+        "",
+        "Also measured (ours' default builds the full-text column, the other side does not):",
+        "",
+        *other,
+    ]
 
 
 def render(results: list[Any], mem: list[dict[str, Any]], meta: dict[str, Any], smoke: bool) -> str:
@@ -184,7 +211,10 @@ def render(results: list[Any], mem: list[dict[str, Any]], meta: dict[str, Any], 
         "configured here do not, nor does ours with text_search='none' (the like-for-like rows). "
         "Anchors: v1 `add_embeddings` (one multi-row INSERT), v2 `add_embeddings` with `category` "
         "as a metadata column (v2 filters only on columns), llama-index `add` of TextNodes built "
-        "before the clock starts, HNSW via `hnsw_kwargs` (ef_search 40).",
+        "before the clock starts, HNSW via `hnsw_kwargs` (ef_search 40). The anchors' 'full text "
+        "on' rows turn on their own hybrid search (v2: `HybridSearchConfig()` with its GIN "
+        "index made before the ingest; llama-index: `hybrid_search=True`), which computes "
+        "`to_tsvector('english', ...)` on the server (a Chinese sentence stays one token).",
         "",
     ]
     return "\n".join(parts)
