@@ -66,7 +66,8 @@ def test_pg_bench_smoke_runs_every_system_and_prints_ratios(tmp_path: Path) -> N
     # Ours is measured (not skipped) once the store has landed, with its targets printed.
     if _installed("qwen_pg_integrations.pg.store"):
         assert "ours: pg core: skipped" not in report
-        assert "vs raw COPY (rate ratio): **" in report
+        assert "vs raw psycopg (COPY BINARY / prepared SQL) (rate ratio): **" in report
+        assert "Like for like" in report and "ours: pg core, text_search='none'" in report
         assert "/ raw prepared SQL: **" in report
     # The memory probe ran in a subprocess and reported RSS growth for the raw streaming floor.
     assert "| raw | 500 |" in report
