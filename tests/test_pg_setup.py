@@ -18,6 +18,7 @@ from qwen_pg_integrations.errors import (
     ConfigurationError,
     DatabaseConnectionError,
     ExtensionError,
+    InvalidInputError,
 )
 from qwen_pg_integrations.pg import PGStore, Record, embedded_dsn, stop_embedded
 from qwen_pg_integrations.pg import embedded as embedded_mod
@@ -118,6 +119,32 @@ def test_explicit_server_configuration(pg_dsn: str, table_name: str) -> None:
         assert store.hybrid_search([0.0, 1.0], "ranking", k=2)[0].record.id in ("a", "b")
     finally:
         store.drop()
+
+
+def test_unknown_text_search_setting_is_refused_before_anything_is_created(
+    pg_dsn: str, table_name: str
+) -> None:
+    with pytest.raises(InvalidInputError, match="text_search must be"):
+        PGStore(pg_dsn, table_name=table_name, text_search=None)  # type: ignore[arg-type]
+    store = PGStore(pg_dsn, table_name=table_name, text_search="no_such_config")
+    with pytest.raises(InvalidInputError, match=r"'no_such_config' does not exist.*'none'"):
+        store.add([Record("a", "x", {}, [1.0, 0.0])])
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", [table_name]).fetchone() == (None,)
+        row = conn.execute(
+            "SELECT count(*) FROM qwen_pg_collections WHERE table_name = %s", [table_name]
+        ).fetchone()
+        assert row == (0,)
+    upper = PGStore(pg_dsn, table_name=table_name, text_search="NONE")
+    try:
+        upper.add([Record("a", "x", {}, [1.0, 0.0])])
+        assert upper.spec is not None and upper.spec.text_search == "none"
+        qualified = PGStore(pg_dsn, table_name=table_name + "_q", text_search="pg_catalog.simple")
+        qualified.add([Record("a", "plain words", {}, [1.0, 0.0])])
+        assert qualified.text_search("words")[0].record.id == "a"
+        qualified.drop()
+    finally:
+        upper.drop()
 
 
 def test_concurrent_setup_of_the_same_table_is_safe(pg_dsn: str, table_name: str) -> None:

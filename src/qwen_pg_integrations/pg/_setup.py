@@ -8,12 +8,13 @@ import psycopg
 from psycopg import sql
 
 from .. import __version__
-from ..errors import ExtensionError, SchemaMismatchError, StorageError
+from ..errors import ExtensionError, InvalidInputError, SchemaMismatchError, StorageError
 from ._plan import Exec, Plan
 from .records import Distance
 from .schema import (
     CATALOG_TABLE,
     MIN_PGVECTOR,
+    NO_TEXT_SEARCH,
     ServerInfo,
     TableSpec,
     VectorType,
@@ -34,6 +35,11 @@ _SERVER_SQL = sql.SQL(
 )
 _LOCK_SQL = sql.SQL("SELECT pg_advisory_xact_lock(hashtext('qwen_pg_integrations.setup'))")
 _EXT_SQL = sql.SQL("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+_REGCONFIG_SQL = sql.SQL(
+    "SELECT c.oid FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace "
+    "WHERE (c.cfgname = %(c)s AND pg_ts_config_is_visible(c.oid)) "
+    "OR n.nspname || '.' || c.cfgname = %(c)s LIMIT 1"
+)
 _REGCLASS_SQL = sql.SQL("SELECT to_regclass(format('%%I.%%I', %(s)s::text, %(t)s::text))")
 _COLUMN_SQL = sql.SQL(
     "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
@@ -213,6 +219,14 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
     text_search = req.text_search
     if text_search == "auto":
         text_search = server.ts_configs[0] if server.ts_configs else "jieba"
+    elif text_search not in ("jieba", NO_TEXT_SEARCH):
+        found_cfg = yield Exec(_REGCONFIG_SQL, {"c": text_search}, fetch="one")
+        if found_cfg is None:
+            raise InvalidInputError(
+                f"text search configuration {text_search!r} does not exist on this server: use "
+                "text_search='auto' (jieba segmentation, or zhparser / pg_jieba when installed), "
+                "'none', or the name of a configuration listed by \\dF in psql."
+            )
     spec = TableSpec(
         schema,
         req.table,

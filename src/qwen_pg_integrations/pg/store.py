@@ -131,6 +131,13 @@ class PGStore(AsyncMethods):
             raise InvalidInputError(f"dimension must be a positive integer, got {dimension!r}")
         if batch_size < 1:
             raise InvalidInputError("batch_size must be >= 1")
+        if not isinstance(text_search, str) or not text_search.strip():
+            raise InvalidInputError(
+                "text_search must be 'auto', 'jieba', 'none' or the name of a text-search "
+                f"configuration, got {text_search!r}"
+            )
+        if text_search.strip().lower() in ("auto", "jieba", "none"):
+            text_search = text_search.strip().lower()
         if vector_type not in ("auto", "vector", "halfvec"):
             raise InvalidInputError(
                 f"vector_type must be auto, vector or halfvec, got {vector_type!r}"
