@@ -63,9 +63,51 @@ def _db_errors(store: PGStore) -> Iterator[None]:
             "The next call recreates it."
         ) from err
     except psycopg.OperationalError as err:
-        raise DatabaseConnectionError(f"database connection failed: {err}") from err
+        if _connection_lost(err):
+            raise DatabaseConnectionError(f"database connection failed: {err}") from err
+        raise StorageError(_server_refusal(err)) from err
     except psycopg.Error as err:
         raise StorageError(f"{type(err).__name__}: {err}") from err
+
+
+# SQLSTATEs that mean the session is gone or was never made (besides class 08)
+_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def _connection_lost(err: psycopg.OperationalError) -> bool:
+    """True for failures of the connection itself; False for a statement the server refused
+    on a live connection (timeouts, lock waits, deadlocks, resources), which psycopg also
+    classes as ``OperationalError``."""
+    state = err.sqlstate
+    if state is None or state.startswith("08") or state in _CONNECTION_STATES:
+        return True
+    pgconn = err.pgconn
+    return pgconn is not None and pgconn.status == psycopg.pq.ConnStatus.BAD
+
+
+_ROLLED_BACK = "Its transaction was rolled back (an add() keeps the batches written before it)."
+
+
+def _server_refusal(err: psycopg.OperationalError) -> str:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, pg_errors.QueryCanceled):
+        return (
+            f"the database cancelled the statement ({first}): statement_timeout or a cancel "
+            f"request. {_ROLLED_BACK} Raise statement_timeout for this role or database, or "
+            "narrow the call (a smaller batch_size, a filter, a smaller k)."
+        )
+    if isinstance(err, pg_errors.LockNotAvailable):
+        return (
+            f"a table lock was not granted in time ({first}): another session holds it (an "
+            "ALTER TABLE, a CREATE INDEX without CONCURRENTLY, a long transaction). "
+            f"{_ROLLED_BACK} Run it again when that session is done, or raise lock_timeout."
+        )
+    if isinstance(err, pg_errors.TransactionRollback):
+        return (
+            f"the server rolled the transaction back ({type(err).__name__}: {first}). "
+            f"{_ROLLED_BACK} Run it again."
+        )
+    return f"the database refused the statement ({type(err).__name__}: {first})."
 
 
 def _dim(rec: Any) -> int | None:
