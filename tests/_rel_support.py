@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import random
+import shlex
 import subprocess
 import tempfile
 import time
@@ -264,6 +265,21 @@ class DedicatedServer:
         started = time.perf_counter()
         self.pg_ctl("-w", "-m", "fast", "restart")
         return time.perf_counter() - started
+
+    def stop(self) -> str:
+        """``pg_ctl stop -m fast``; returns the server's options, for :meth:`start`."""
+        opts = (self.pgdata / "postmaster.opts").read_text()
+        self.pg_ctl("-w", "-m", "fast", "stop")
+        return opts
+
+    def start(self, opts: str) -> None:
+        """Start the stopped server with the options it ran with (``postmaster.opts``)."""
+        args = shlex.split(opts)[1:]  # drop the postgres binary
+        if "-D" in args:  # pg_ctl passes the data directory itself
+            i = args.index("-D")
+            del args[i : i + 2]
+        log = str(self.pgdata / "restart.log")
+        self.pg_ctl("-w", "-l", log, "-o", shlex.join(args), "start")
 
     def reload(self) -> None:
         """``pg_ctl reload`` (pg_hba.conf changes)."""

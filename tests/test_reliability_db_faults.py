@@ -417,3 +417,22 @@ def test_server_restart_costs_the_store_at_most_one_failed_call_per_pooled_conne
     record_figures(
         "db_restart_package_pool", pooled_connections=pooled, failed_calls_after_restart=failures
     )
+
+
+def test_a_server_that_goes_down_fails_calls_in_seconds_and_recovery_follows() -> None:
+    """With the server stopped under an open pool, a call raises DatabaseConnectionError with
+    the cause in a few seconds (it waited for psycopg_pool's 30 s timeout), and the store
+    works again once the server is back."""
+    with dedicated_server() as srv:
+        store = PGStore(srv.dsn, table_name="down", dimension=DIM)
+        vecs = _fill(store, 20)
+        opts = srv.stop()
+        started = time.perf_counter()
+        with pytest.raises(DatabaseConnectionError, match="cannot connect") as info:
+            store.search(vecs[1], k=1)
+        waited = time.perf_counter() - started
+        assert waited < 10, f"{waited:.1f} s before the error"
+        assert info.value.__context__ is None
+        srv.start(opts)
+        assert store.search(vecs[1], k=1)[0].record.id == "r1"
+        record_figures("db_server_down", seconds_to_error=round(waited, 2))

@@ -36,6 +36,8 @@ ConnectionArg = Union[
 _POOL_KW: dict[str, Any] = {"autocommit": True}
 _MIN, _MAX = 1, 8
 ATTEMPTS = 2  # a store operation whose own pooled connection broke runs once more
+_FAST_WAIT = 2.0  # seconds a checkout waits before checking that the server is reachable
+_POOL_WAIT = 30.0  # psycopg_pool's default checkout timeout: the total wait of a busy pool
 _lock = threading.Lock()
 _sync_pools: dict[str, ConnectionPool[Any]] = {}
 _async_pools: dict[tuple[str, int], _LoopPool] = {}
@@ -88,6 +90,32 @@ def _sync_pool(dsn: str) -> ConnectionPool[Any]:
             raise
         _sync_pools[dsn] = pool
         return pool
+
+
+def _checkout(pool: ConnectionPool[Any], dsn: str) -> psycopg.Connection[Any]:
+    """A connection from the shared pool; a server that went away fails in seconds.
+
+    The pool replaces dead connections in the background and a checkout waits for one, up to
+    its 30 s timeout, which is right when every connection is busy but not when the server
+    is down. After a short wait, one direct connection attempt tells the two apart: if it
+    fails, its error is raised now; if it works, the pool is only busy and the wait goes on.
+    """
+    conn: psycopg.Connection[Any]
+    try:
+        conn = pool.getconn(timeout=_FAST_WAIT)
+    except PoolTimeout:
+        pass
+    else:
+        return conn
+    failure: DatabaseConnectionError | None = None
+    try:
+        psycopg.connect(dsn, connect_timeout=5).close()
+    except psycopg.Error as err:
+        failure = _connect_error(dsn, err)
+    if failure is not None:  # outside the except: no __context__ (see _sync_pool)
+        raise failure
+    conn = pool.getconn(timeout=_POOL_WAIT - _FAST_WAIT)
+    return conn
 
 
 class _LoopPool:
@@ -292,9 +320,18 @@ class Engine:
                 "this store was given an async connection or pool: use the async methods "
                 "(aadd, asearch, ...) or pass a DSN / sync connection for sync calls"
             )
-        pool = self._pool or _sync_pool(self.dsn())
-        with pool.connection() as conn:
-            yield conn
+        if self._pool is not None:  # the caller's pool, with the caller's timeouts
+            with self._pool.connection() as conn:
+                yield conn
+            return
+        dsn = self.dsn()
+        pool = _sync_pool(dsn)
+        conn = _checkout(pool, dsn)
+        try:
+            with conn:  # what ConnectionPool.connection() does: end the transaction, keep it
+                yield conn
+        finally:
+            pool.putconn(conn)
 
     @asynccontextmanager
     async def aconnect(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
