@@ -1,10 +1,11 @@
 """Vectors already in pgvector's binary wire format, for COPY.
 
-The write path turns each caller vector into its wire bytes once (one NumPy conversion from
-the caller's list or array, checks included) while COPY streams, instead of a float32 array
-that pgvector's dumper converts again per row. The dumpers registered here pass those bytes
-through and hand anything else to the dumper pgvector registered for the type, so a caller's
-own COPY on the same connection behaves as before.
+The write path turns each caller vector into its wire bytes once, as the record joins its
+batch (one NumPy conversion from the caller's list or array, checks included), instead of
+keeping a float32 array that pgvector's dumper converts again per row during COPY. The
+dumpers registered here pass those bytes through and hand anything else to the dumper
+pgvector registered for the type, so a caller's own COPY on the same connection behaves as
+before.
 """
 
 from __future__ import annotations

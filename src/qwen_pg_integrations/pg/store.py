@@ -35,7 +35,7 @@ from ._wire import register_wire_dumpers
 from .connection import ATTEMPTS, ConnectionArg, Engine
 from .filters import Filter
 from .records import Distance, EmbeddingLike, Record, SearchHit
-from .schema import ServerInfo, TableSpec
+from .schema import NO_TEXT_SEARCH, ServerInfo, TableSpec
 from .text import warm_up
 
 __all__ = ["PGStore"]
@@ -107,7 +107,11 @@ def _server_refusal(err: psycopg.OperationalError) -> str:
             f"the server rolled the transaction back ({type(err).__name__}: {first}). "
             f"{_ROLLED_BACK} Run it again."
         )
-    return f"the database refused the statement ({type(err).__name__}: {first})."
+    return (
+        f"the database refused the statement ({type(err).__name__}: {first}). {_ROLLED_BACK} "
+        "Check the server's state (disk space, memory, settings; its log says more) and run "
+        "it again."
+    )
 
 
 def _dim(rec: Any) -> int | None:
@@ -178,7 +182,7 @@ class PGStore(AsyncMethods):
                 "text_search must be 'auto', 'jieba', 'none' or the name of a text-search "
                 f"configuration, got {text_search!r}"
             )
-        if text_search.strip().lower() in ("auto", "jieba", "none"):
+        if text_search.strip().lower() in ("auto", "jieba", NO_TEXT_SEARCH):
             text_search = text_search.strip().lower()
         if vector_type not in ("auto", "vector", "halfvec"):
             raise InvalidInputError(
