@@ -148,11 +148,14 @@ def test_wrong_dimension_is_a_schema_mismatch_for_writes_and_queries(victim: PGS
 
 
 def test_metadata_values_json_cannot_hold_are_stored_as_their_text(victim: PGStore) -> None:
-    """Documented (pg/records.py dumps_metadata): non-JSON values become strings."""
+    """Documented (pg/records.py dumps_metadata): non-JSON values become strings; dates in
+    ISO 8601, the form filters compare them in."""
     when = datetime.datetime(2026, 11, 29, 12, 0)
     victim.add([Record("m1", "meta", {"when": when, "raw": b"\x01", "set": {2, 1}}, _vec(1))])
     meta = victim.get(["m1"])[0].metadata
-    assert meta == {"when": "2026-11-29 12:00:00", "raw": "b'\\x01'", "set": [1, 2]}
+    assert meta == {"when": "2026-11-29T12:00:00", "raw": "b'\\x01'", "set": [1, 2]}
+    assert [r.id for r in victim.get(filter={"when": {"$gte": when}})] == ["m1"]
+    assert victim.get(filter={"when": {"$gt": when}}) == []
     victim.delete(["m1"])
 
 
@@ -164,7 +167,7 @@ def test_metadata_values_json_cannot_hold_are_stored_as_their_text(victim: PGSto
 def test_metadata_json_cannot_represent_is_refused_typed(
     metadata: dict[str, Any], victim: PGStore
 ) -> None:
-    with pytest.raises(InvalidInputError, match="cannot be stored as JSON"):
+    with pytest.raises(InvalidInputError, match="cannot hold NaN or Infinity"):
         victim.add([Record("good", "g", {}, _vec(1)), Record("m", "m", metadata, _vec(2))])
     assert victim.get(["good", "m"]) == []
 
@@ -172,7 +175,7 @@ def test_metadata_json_cannot_represent_is_refused_typed(
 def test_circular_metadata_is_refused_typed(victim: PGStore) -> None:
     loop: dict[str, Any] = {}
     loop["self"] = loop
-    with pytest.raises(InvalidInputError, match="cannot be stored as JSON"):
+    with pytest.raises(InvalidInputError, match="a reference cycle"):
         victim.add([Record("m", "m", loop, _vec(2))])
 
 

@@ -10,7 +10,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from qwen_pg_integrations.errors import InvalidInputError, SchemaMismatchError
+from qwen_pg_integrations.errors import FilterError, InvalidInputError, SchemaMismatchError
 from qwen_pg_integrations.langchain import PGVectorStore
 from qwen_pg_integrations.pg import Record
 
@@ -116,15 +116,25 @@ async def test_async_twins(vs: PGVectorStore) -> None:
     assert (await vs.aget_by_ids(["d3", "nope", "d1"]))[0].id == "d3"
     await vs.adelete(filter={"lang": "en"})
     assert {d.metadata["lang"] for d in vs.similarity_search("x", k=10)} == {"zh"}
-    await vs.adelete()
+    with pytest.raises(InvalidInputError, match="call aclear"):
+        await vs.adelete()
+    with pytest.raises(FilterError, match="matches every row"):
+        await vs.adelete(filter={})
+    assert len(vs.similarity_search("x", k=10)) == 3
+    await vs.aclear()
     assert vs.similarity_search("x", k=10) == []
 
 
-def test_delete_by_filter_and_everything(vs: PGVectorStore) -> None:
+def test_delete_by_filter_and_everything_only_by_clear(vs: PGVectorStore) -> None:
     assert vs.delete(filter={"n": {"$gte": 4}})
     assert sorted(d.id or "" for d in vs.similarity_search("x", k=10)) == ["d0", "d1", "d2"]
     assert vs.delete(["d0"])
-    assert vs.delete()
+    # no ids and no filter, or a filter matching every row: refused, nothing deleted
+    for kwargs in ({}, {"filter": {}}, {"filter": {"n": {"$nin": []}}}):
+        with pytest.raises(InvalidInputError):
+            vs.delete(**kwargs)
+    assert len(vs.similarity_search("x", k=10)) == 2
+    vs.clear()
     assert vs.similarity_search("x", k=10) == []
 
 

@@ -249,12 +249,13 @@ class PGVectorStore(VectorStore):
     def delete(
         self, ids: list[str] | None = None, *, filter: Filter | None = None, **kwargs: Any
     ) -> bool:
-        """Delete by ids and/or metadata filter; with neither, delete every row (LangChain's
-        contract). Missing ids are not an error."""
-        if ids is None and filter is None:
-            self.store.clear()
-        else:
-            self.store.delete(ids, filter=filter)
+        """Delete by ids and/or metadata filter (both: documents matching both).
+
+        Missing ids are not an error. With neither, or with a filter that matches every row
+        (``{}``, ``{"x": {"$nin": []}}``), nothing is deleted and ``InvalidInputError`` /
+        ``FilterError`` is raised: deleting every document is only :meth:`clear`.
+        """
+        self.store.delete(ids, filter=filter)
         return True
 
     @override
@@ -262,11 +263,16 @@ class PGVectorStore(VectorStore):
         self, ids: list[str] | None = None, *, filter: Filter | None = None, **kwargs: Any
     ) -> bool:
         """Async :meth:`delete`."""
-        if ids is None and filter is None:
-            await self.store.aclear()
-        else:
-            await self.store.adelete(ids, filter=filter)
+        await self.store.adelete(ids, filter=filter)
         return True
+
+    def clear(self) -> None:
+        """Delete every document (the table, its indexes and its catalog row stay)."""
+        self.store.clear()
+
+    async def aclear(self) -> None:
+        """Async :meth:`clear`."""
+        await self.store.aclear()
 
     @override
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:

@@ -160,7 +160,8 @@ class AsyncMethods:
         """Async :meth:`~.store.PGStore.delete`."""
         if ids is None and filter is None:
             raise InvalidInputError(
-                "delete needs ids or a filter (use aclear() to delete everything)"
+                "delete needs ids or a filter that restricts the rows; to delete every row "
+                "call aclear()"
             )
         if ids is not None and len(ids) == 0:
             return 0

@@ -28,7 +28,7 @@ from .queries import (
     stage_truncate_sql,
     upsert_from_stage_sql,
 )
-from .records import Record, check_vector, dumps_metadata, stable_id
+from .records import Record, check_id, check_text, check_vector, dumps_metadata, stable_id_of_json
 from .schema import TableSpec
 from .text import segment
 
@@ -90,20 +90,21 @@ class RowBatch:
                 f"metadata of {owner} must be a mapping (dict) with string keys, got "
                 f"{type(rec.metadata).__name__}"
             )
-        meta = dict(rec.metadata or {})
+        meta = rec.metadata or {}
         meta_json = dumps_metadata(meta, owner=owner)
-        content = rec.content.replace("\x00", "")  # PostgreSQL text cannot hold NUL
-        rid = rec.id if rec.id is not None else stable_id(content, meta)
-        if not isinstance(rid, str) or not rid:
-            raise InvalidInputError(f"ids must be non-empty strings, got {rid!r}")
+        # NUL removed (PostgreSQL text cannot hold it), lone surrogates refused
+        content = check_text(rec.content, f"the text of {owner}")
+        rid = check_id(rec.id) if rec.id is not None else stable_id_of_json(content, meta_json)
         self.by_id.pop(rid, None)
         vec = encode_vector(arr, halfvec)
         self.by_id[rid] = (rid, content, Jsonb(meta_json, dumps=_identity), vec)
         self.ids.append(rid)
 
     def rows(self) -> list[tuple[Any, ...]]:
-        """The rows, one per id."""
-        return list(self.by_id.values())
+        """The rows, one per id, in id order (code points, i.e. bytewise UTF-8 = ``COLLATE
+        "C"``): concurrent writers of overlapping ids lock rows in the same order."""
+        by_id = self.by_id
+        return [by_id[rid] for rid in sorted(by_id)]
 
 
 def build_rows(
@@ -142,26 +143,26 @@ def write_plan(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> Plan[None]:
 
     Rows whose ids are stored already are COPied (binary) into a staging table and merged with
     one ``INSERT ... ON CONFLICT (id) DO UPDATE``. With client-side segmentation (or no full
-    text) the rows are complete (tsvector included, or NULL), so rows with new ids are COPied
-    straight into the table; if a concurrent writer adds one of those ids meanwhile, the batch
-    falls back to the upsert.
+    text) the rows are complete (tsvector included, or NULL), so a batch of new ids only is
+    COPied straight into the table; if a concurrent writer adds one of those ids meanwhile,
+    the batch falls back to the upsert. Rows are written in id order either way.
     """
     if not spec.client_tsvector:
         yield from _staged_upsert(spec, rows)
         return
     p = Params()
     found = yield Exec(existing_ids_sql(spec, p, [r[0] for r in rows]), p.values, fetch="all")
-    existing = {r[0] for r in found}
-    fresh = [r for r in rows if r[0] not in existing]
-    stale = [r for r in rows if r[0] in existing]
-    if fresh:
-        yield Exec(_SAVEPOINT)
-        try:
-            yield Copy(direct_copy_sql(spec), _row_types(spec), _copy_rows(spec, fresh))
-        except pg_errors.UniqueViolation:
-            yield Exec(_ROLLBACK_TO)
-            stale = list(rows)
-        else:
-            yield Exec(_RELEASE)
-    if stale:
-        yield from _staged_upsert(spec, stale)
+    if found:
+        # some ids are stored: the whole batch goes through the upsert, so its rows are
+        # locked in one id order (a direct COPY of the new ones first, then the upsert of
+        # the others, would lock out of order and deadlock with a concurrent writer)
+        yield from _staged_upsert(spec, rows)
+        return
+    yield Exec(_SAVEPOINT)
+    try:
+        yield Copy(direct_copy_sql(spec), _row_types(spec), _copy_rows(spec, rows))
+    except pg_errors.UniqueViolation:  # a concurrent writer added one of these ids meanwhile
+        yield Exec(_ROLLBACK_TO)
+        yield from _staged_upsert(spec, rows)
+    else:
+        yield Exec(_RELEASE)

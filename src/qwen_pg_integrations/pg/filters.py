@@ -19,7 +19,16 @@ from psycopg.types.json import Jsonb
 
 from ..errors import FilterError
 
-__all__ = ["FIELD_OPERATORS", "LOGICAL_OPERATORS", "Filter", "Params", "compile_filter"]
+__all__ = [
+    "FALSE",
+    "FIELD_OPERATORS",
+    "LOGICAL_OPERATORS",
+    "TRUE",
+    "Filter",
+    "Params",
+    "compile_delete_filter",
+    "compile_filter",
+]
 
 Filter = Mapping[str, Any]
 
@@ -72,6 +81,7 @@ def _path(key: Any) -> list[str]:
         )
     if "\x00" in key or any(ord(c) < 32 for c in key):
         raise FilterError(f"filter key {key!r} contains control characters")
+    _text(key)
     parts = key.split(".")
     if any(not p for p in parts):
         raise FilterError(f"filter key {key!r} has an empty path segment")
@@ -86,6 +96,21 @@ def _nest(path: list[str], value: Any) -> dict[str, Any]:
     return out
 
 
+def _text(value: str) -> str:
+    """A filter string as it is stored (NUL removed, see ``records.check_text``)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FilterError(
+                f"filter value {value!r} holds a lone surrogate, which UTF-8 cannot encode "
+                "(no stored text can contain one)"
+            ) from None
+    return value
+
+
 def _is_scalar(value: Any) -> bool:
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -97,7 +122,19 @@ def _is_scalar(value: Any) -> bool:
 def _normalise(value: Any) -> Any:
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
         return value.isoformat()
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    if isinstance(value, dict):
+        return {_key(k): _normalise(v) for k, v in value.items()}
     return value
+
+
+def _key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise FilterError(f"keys inside filter values must be strings, got {key!r}")
+    return _text(key)
 
 
 class _Compiler:
@@ -173,14 +210,15 @@ class _Compiler:
                     f"{op} values must be scalars (str, number, bool, null), got {v!r}"
                 )
         if not items:
-            return sql.SQL("true" if negate else "false")
+            return TRUE if negate else FALSE
         docs = [Jsonb(_nest(path, v)) for v in items]
         cond = sql.SQL("({} @> ANY({}::jsonb[]))").format(self.column, self.params.add(docs))
-        return sql.SQL("(NOT {})").format(cond) if negate else cond
+        return _negate(cond) if negate else cond
 
     def like(self, op: str, path: list[str], value: Any) -> sql.Composable:
         if not isinstance(value, str):
             raise FilterError(f"{op} needs a string pattern, got {type(value).__name__}")
+        value = _text(value)
         kw = sql.SQL("ILIKE" if op == "$ilike" else "LIKE")
         return sql.SQL("coalesce({} {} {}::text, false)").format(
             self._at_text(path), kw, self.params.add(value)
@@ -243,7 +281,7 @@ class _Compiler:
             if not isinstance(value, Mapping) or not value:
                 raise FilterError("field-level $not needs an operator object, e.g. {'$gt': 3}")
             parts = [self.op(path, o, v, depth + 1) for o, v in value.items()]
-            return sql.SQL("(NOT {})").format(_join(parts, "AND"))
+            return _negate(_join(parts, "AND"))
         raise FilterError(
             f"unknown filter operator {op!r}; supported: " + ", ".join(sorted(FIELD_OPERATORS))
         )
@@ -252,37 +290,69 @@ class _Compiler:
         if depth > _MAX_DEPTH:
             raise FilterError(f"filter nested deeper than {_MAX_DEPTH} levels")
         if not isinstance(spec, Mapping):
-            raise FilterError(f"a filter must be a mapping, got {type(spec).__name__}")
+            raise FilterError(f"a filter condition must be a mapping, got {type(spec).__name__}")
         if not spec:
-            return sql.SQL("true")
+            # only the whole filter may be empty (= no filter); an empty condition inside
+            # $and / $or / $not would silently match every row
+            raise FilterError(
+                "empty condition {} inside a filter: every condition of $and / $or / $not "
+                "needs at least one field or operator"
+            )
         parts: list[sql.Composable] = []
         for key, value in spec.items():
             if key in ("$and", "$or"):
-                if isinstance(value, Mapping):
-                    value = [{k: v} for k, v in value.items()]
-                if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
-                    raise FilterError(f"{key} needs a list of filters")
-                subs = [self.node(v, depth + 1) for v in value]
-                if not subs:
-                    parts.append(sql.SQL("true" if key == "$and" else "false"))
-                else:
-                    parts.append(_join(subs, "AND" if key == "$and" else "OR"))
+                subs = [self.node(v, depth + 1) for v in _conditions(key, value)]
+                parts.append(_join(subs, "AND" if key == "$and" else "OR"))
             elif key == "$not":
-                if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-                    inner = (
-                        _join([self.node(v, depth + 1) for v in value], "AND") if value else None
+                if not isinstance(value, Mapping):
+                    raise FilterError(
+                        "$not needs one condition (a mapping such as {'lang': 'en'}), got "
+                        f"{type(value).__name__}"
                     )
-                    if inner is None:
-                        raise FilterError("$not needs a filter")
-                else:
-                    inner = self.node(value, depth + 1)
-                parts.append(sql.SQL("(NOT {})").format(inner))
+                parts.append(_negate(self.node(value, depth + 1)))
             else:
                 parts.append(self.field(key, value, depth))
         return _join(parts, "AND")
 
 
+def _conditions(key: str, value: Any) -> Sequence[Any]:
+    """The conditions of ``$and`` / ``$or``: a non-empty list (never a dict or a string)."""
+    if isinstance(value, (Mapping, str, bytes)):
+        raise FilterError(
+            f"{key} needs a list of conditions, e.g. {{{key!r}: [{{'a': 1}}, {{'b': 2}}]}}; got "
+            f"{type(value).__name__}"
+        )
+    if not isinstance(value, Sequence):
+        raise FilterError(f"{key} needs a list of conditions, got {type(value).__name__}")
+    if not value:
+        raise FilterError(
+            f"{key} needs at least one condition: an empty {key} has no meaning a search or a "
+            "delete could rely on (leave the filter out to match every row)"
+        )
+    return value
+
+
+TRUE = sql.SQL("true")
+FALSE = sql.SQL("false")
+
+
+def _negate(cond: sql.Composable) -> sql.Composable:
+    if cond is TRUE:
+        return FALSE
+    if cond is FALSE:
+        return TRUE
+    return sql.SQL("(NOT {})").format(cond)
+
+
 def _join(parts: list[sql.Composable], word: str) -> sql.Composable:
+    """``AND`` / ``OR`` of ``parts`` with the constants folded, so a condition that can only
+    be true (``{"x": {"$nin": []}}``) is recognisable as :data:`TRUE`."""
+    absorbing, neutral = (FALSE, TRUE) if word == "AND" else (TRUE, FALSE)
+    if any(p is absorbing for p in parts):
+        return absorbing
+    parts = [p for p in parts if p is not neutral]
+    if not parts:
+        return neutral
     if len(parts) == 1:
         return parts[0]
     return sql.SQL("(") + sql.SQL(f" {word} ").join(parts) + sql.SQL(")")
@@ -295,6 +365,12 @@ def compile_filter(
 ) -> sql.Composable | None:
     """Compile a LangChain-style metadata filter to a SQL condition.
 
+    ``None`` and ``{}`` mean no filter. Inside a filter every logic operator must be
+    well formed: ``$and`` / ``$or`` take a non-empty list of non-empty conditions, ``$not``
+    takes one non-empty condition; anything else is a :class:`FilterError`, never a broader
+    match. Conditions that are constant are folded: ``{"x": {"$in": []}}`` is ``false``,
+    ``{"x": {"$nin": []}}`` is ``true`` (see :data:`TRUE`, :data:`FALSE`).
+
     Args:
         filter: e.g. ``{"year": {"$gte": 2020}, "$or": [{"lang": "zh"}, {"lang": "en"}]}``.
         params: the collector the values are bound into.
@@ -304,7 +380,7 @@ def compile_filter(
         The condition, or ``None`` for no filter.
 
     Raises:
-        FilterError: unknown operator, bad key or bad value.
+        FilterError: unknown operator, malformed logic operator, bad key or bad value.
     """
     if filter is None:
         return None
@@ -313,3 +389,21 @@ def compile_filter(
     if not filter:
         return None
     return _Compiler(params, column or sql.Identifier("metadata")).node(filter)
+
+
+def compile_delete_filter(filter: Filter | None, params: Params) -> sql.Composable:
+    """The condition of a delete by filter; refuses a filter that would match every row.
+
+    An empty filter, or one that can only be true (``{"x": {"$nin": []}}``), would empty the
+    collection: deleting everything is only ever the explicit ``clear()``.
+
+    Raises:
+        FilterError: no filter, a malformed one, or one that matches every row.
+    """
+    cond = compile_filter(filter, params)
+    if cond is None or cond is TRUE:
+        raise FilterError(
+            f"refusing to delete by the filter {filter!r}: it matches every row. Pass ids or "
+            "a filter that names a field; to delete every row call clear()."
+        )
+    return cond

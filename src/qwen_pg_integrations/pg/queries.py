@@ -10,7 +10,7 @@ from typing import Any
 
 from psycopg import sql
 
-from .filters import Filter, Params, compile_filter
+from .filters import Filter, Params, compile_delete_filter, compile_filter
 from .schema import TableSpec
 
 __all__ = [
@@ -88,7 +88,11 @@ def existing_ids_sql(spec: TableSpec, params: Params, ids: list[str]) -> sql.Com
 
 
 def upsert_from_stage_sql(spec: TableSpec, params: Params) -> sql.Composed:
-    """One ``INSERT ... ON CONFLICT (id) DO UPDATE`` for the whole staged batch."""
+    """One ``INSERT ... ON CONFLICT (id) DO UPDATE`` for the whole staged batch.
+
+    Rows are written in id order (bytewise, as :meth:`RowBatch.rows` sorts them), so two
+    writers of overlapping ids take their row locks in the same order and cannot deadlock.
+    """
     tsv: sql.Composable = (
         sql.SQL("content_tsv")
         if spec.client_tsvector
@@ -97,7 +101,8 @@ def upsert_from_stage_sql(spec: TableSpec, params: Params) -> sql.Composed:
     return sql.SQL(
         "INSERT INTO {t} (id, content, metadata, embedding, content_tsv) "
         "SELECT id, content, metadata, embedding, {tsv} "
-        "FROM {s} ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, "
+        'FROM {s} ORDER BY id COLLATE "C" '
+        "ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, "
         "metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding, "
         "content_tsv = EXCLUDED.content_tsv"
     ).format(t=spec.ident, s=_stage(spec), tsv=tsv)
@@ -119,11 +124,17 @@ def _where(parts: list[sql.Composable | None]) -> sql.Composable:
 def delete_sql(
     spec: TableSpec, params: Params, ids: list[str] | None, filter: Filter | None
 ) -> sql.Composed:
-    """``DELETE`` by ids and/or filter (both given: rows matching both)."""
+    """``DELETE`` by ids and/or filter (both given: rows matching both).
+
+    Without ids the filter must restrict the rows (:func:`~.filters.compile_delete_filter`):
+    a delete never matches the whole table by accident.
+    """
     parts: list[sql.Composable | None] = []
     if ids is not None:
         parts.append(sql.SQL("id = ANY({}::text[])").format(params.add(ids)))
-    parts.append(compile_filter(filter, params))
+        parts.append(compile_filter(filter, params))
+    else:
+        parts.append(compile_delete_filter(filter, params))
     return sql.SQL("DELETE FROM {}{}").format(spec.ident, _where(parts))
 
 

@@ -51,6 +51,12 @@ def _db_errors(store: PGStore) -> Iterator[None]:
         yield
     except QwenPGError:
         raise
+    except UnicodeEncodeError as err:  # a str argument UTF-8 cannot encode (lone surrogate)
+        bad = err.object[err.start : err.end] if isinstance(err.object, str) else "?"
+        raise InvalidInputError(
+            f"an argument is not valid Unicode text: it holds a lone surrogate ({bad!r}), "
+            "which UTF-8 cannot encode; fix the text (e.g. decode it with errors='replace')."
+        ) from None
     except PoolTimeout as err:
         raise DatabaseConnectionError(
             f"no database connection available for {store!r} ({err}); the server may be down "
@@ -379,7 +385,8 @@ class PGStore(AsyncMethods):
         """Delete by ids and/or filter (both: rows matching both). Returns rows deleted."""
         if ids is None and filter is None:
             raise InvalidInputError(
-                "delete needs ids or a filter (use clear() to delete everything)"
+                "delete needs ids or a filter that restricts the rows; to delete every row "
+                "call clear()"
             )
         if ids is not None and len(ids) == 0:
             return 0
