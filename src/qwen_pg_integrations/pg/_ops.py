@@ -5,7 +5,7 @@ Write plans live in ``_write.py`` and are re-exported here."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -182,14 +182,24 @@ def search_plan(
     include_embeddings: bool,
     ids: Sequence[str] | None = None,
     exact_limit: int = EXACT_FILTER_LIMIT,
+    score_fn: Callable[[float], float] | None = None,
 ) -> Plan[list[SearchHit]]:
-    """Nearest neighbours, best first, with relevance scores (``ids`` restricts the rows)."""
+    """Nearest neighbours, best first, with relevance scores (``ids`` restricts the rows).
+
+    ``score_fn`` replaces the table distance's relevance (:meth:`Distance.score`); the
+    threshold then applies to its scores, after the ``k`` nearest rows are fetched (it should
+    decrease as the distance grows).
+    """
     check_search_args(k, score_threshold)
     restricted = bool(filter) or ids is not None
     local = search_settings(server, k, filtered=restricted, ef_search=ef_search, probes=probes)
     strategy = yield from filter_strategy(spec, filter, ids, exact_limit=max(exact_limit, 0))
     yield from _settings({**local, **strategy})
-    max_d = spec.distance.max_distance(score_threshold) if score_threshold is not None else None
+    max_d = (
+        spec.distance.max_distance(score_threshold)
+        if score_threshold is not None and score_fn is None
+        else None
+    )
     vparam = _vector_param(spec, vector)
     q: bytes | sql.Composed
     if not restricted:
@@ -213,10 +223,13 @@ def search_plan(
         # filtered HNSW query may come back short although k rows match: rerun it exactly.
         yield from _settings({"enable_indexscan": "off"})
         rows = yield Exec(q, values, fetch="all")
-    return [
-        SearchHit(_record(r, include_embeddings), spec.distance.score(float(r[-1])), float(r[-1]))
-        for r in rows
+    score = score_fn or spec.distance.score
+    hits = [
+        SearchHit(_record(r, include_embeddings), score(float(r[-1])), float(r[-1])) for r in rows
     ]
+    if score_fn is not None and score_threshold is not None:
+        hits = [h for h in hits if h.score >= score_threshold]
+    return hits
 
 
 def mmr_plan(
@@ -234,6 +247,7 @@ def mmr_plan(
     include_embeddings: bool,
     ids: Sequence[str] | None = None,
     exact_limit: int = EXACT_FILTER_LIMIT,
+    score_fn: Callable[[float], float] | None = None,
 ) -> Plan[list[SearchHit]]:
     """Fetch ``fetch_k`` candidates with their vectors, pick ``k`` by MMR in numpy."""
     check_search_args(k, score_threshold)
@@ -250,6 +264,7 @@ def mmr_plan(
         include_embeddings=True,
         ids=ids,
         exact_limit=exact_limit,
+        score_fn=score_fn,
     )
     if not hits:
         return []

@@ -1,15 +1,14 @@
 """``PGStore``: the PostgreSQL / PolarDB (pgvector) store both framework adapters wrap.
 
-One class, sync methods and ``a``-prefixed async twins. The logic lives in plans (generators
-of database operations, see ``_ops.py``); the methods below only get a connection, make sure
-the table is ready, and run the plan in a transaction when it needs one.
+One class, sync methods and ``a``-prefixed async ones, each pair written once: a method builds a
+task (see ``_plan.py``) from the shared plans in ``_ops.py``, and :class:`~._run.operation`
+runs it with blocking I/O (``store.search``) or with asyncio (``await store.asearch``).
 """
 
 from __future__ import annotations
 
-import itertools
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
@@ -17,6 +16,7 @@ import psycopg
 from pgvector.psycopg.halfvec import register_halfvec_info
 from pgvector.psycopg.vector import register_vector_info
 from psycopg import errors as pg_errors
+from psycopg import sql
 from psycopg.types import TypeInfo
 from psycopg_pool import PoolTimeout
 
@@ -27,12 +27,12 @@ from ..errors import (
     StorageError,
 )
 from . import _ops
-from ._async import AsyncMethods
-from ._plan import Plan, run_sync
+from ._plan import END, Connection, Exec, Plan, Pull, Task, Transaction, Unit
+from ._run import Runner, drive_async, drive_sync, operation
 from ._setup import Requested, setup_plan
 from ._tsvector import TsVector, TsVectorDumper
 from ._wire import register_wire_dumpers
-from .connection import ATTEMPTS, ConnectionArg, Engine
+from .connection import ConnectionArg, Engine
 from .filters import Filter
 from .records import Distance, EmbeddingLike, Record, SearchHit
 from .schema import NO_TEXT_SEARCH, ServerInfo, TableSpec
@@ -41,6 +41,7 @@ from .text import warm_up
 __all__ = ["PGStore"]
 
 T = TypeVar("T")
+Records = Iterable[Record] | AsyncIterable[Record]
 _TABLE_MAX = 63
 
 
@@ -125,8 +126,22 @@ def _dim(rec: Any) -> int | None:
     return None if emb is None else len(emb)
 
 
-class PGStore(AsyncMethods):
+# the types pgvector adds, as TypeInfo.fetch finds them (by name, through the search_path)
+_TYPE_SQL = sql.SQL(
+    "SELECT oid, typarray FROM pg_type WHERE oid = to_regtype(%(name)s) ORDER BY oid LIMIT 1"
+)
+
+
+def _type_plan(name: str) -> Plan[TypeInfo | None]:
+    row = yield Exec(_TYPE_SQL, {"name": name}, fetch="one")
+    return None if row is None else TypeInfo(name, int(row[0]), int(row[1]), regtype=name)
+
+
+class PGStore(Runner):
     """Chunks, vectors and metadata in one PostgreSQL / PolarDB table (DESIGN.md §4).
+
+    Every method has an ``a``-prefixed async twin (``add`` / ``aadd``, ``search`` /
+    ``asearch``, ...), the same code run with asyncio.
 
     Args:
         connection: DSN, psycopg connection or pool; ``None`` means ``QWEN_PG_DSN``, else the
@@ -255,6 +270,37 @@ class PGStore(AsyncMethods):
     def _errors(self) -> AbstractContextManager[None]:
         return _db_errors(self)
 
+    # -- shared plans ------------------------------------------------------------------------
+
+    def _ready(self, dim_hint: int | None) -> Plan[TableSpec | None]:
+        """The table ready for use on this connection: pgvector, catalog and table checked or
+        created once per store, pgvector's types registered once per connection."""
+        if self._spec is None or self._server is None:
+            self._server, self._spec = yield Transaction(setup_plan(self._req, dim_hint))
+            if self._spec is not None and self._spec.client_segmentation:
+                warm_up()
+        if self._spec is not None:
+            conn = yield Connection()
+            if conn not in self._registered:
+                if self._types is None:
+                    vec = yield from _type_plan("vector")
+                    if vec is None:
+                        raise StorageError(
+                            "the vector type is missing although pgvector is installed: check "
+                            "that the schema pgvector was installed in is on the search_path"
+                        )
+                    half = None
+                    if self._server is not None and self._server.has_halfvec:
+                        half = yield from _type_plan("halfvec")
+                    self._types = (vec, half)
+                self._register(conn, self._types)
+        return self._spec
+
+    def _table(self, dim_hint: int) -> Plan[tuple[TableSpec, ServerInfo]]:
+        spec = yield from self._ready(dim_hint)
+        assert spec is not None and self._server is not None  # a dimension creates the table
+        return spec, self._server
+
     def _register(self, conn: Any, infos: tuple[TypeInfo, TypeInfo | None]) -> None:
         register_vector_info(conn, infos[0])
         if infos[1] is not None:
@@ -263,101 +309,140 @@ class PGStore(AsyncMethods):
         conn.adapters.register_dumper(TsVector, TsVectorDumper)
         self._registered.add(conn)
 
-    # -- sync --------------------------------------------------------------------------------
+    def _on_table(
+        self, body: Callable[[TableSpec], Plan[T]], *, tx: bool, conflicts: bool = False
+    ) -> Task[T | None]:
+        """One unit: the table (``None`` when it does not exist yet), then ``body``."""
 
-    def _ready(self, conn: psycopg.Connection[Any], dim_hint: int | None) -> TableSpec | None:
-        if self._spec is None or self._server is None:
-            with conn.transaction():
-                self._server, self._spec = run_sync(conn, setup_plan(self._req, dim_hint))
-            if self._spec is not None and self._spec.client_segmentation:
-                warm_up()
-        if self._spec is not None and conn not in self._registered:
-            if self._types is None:
-                vec = TypeInfo.fetch(conn, "vector")
-                if vec is None:
-                    raise StorageError("the vector type is missing although pgvector is installed")
-                half = None
-                if self._server is not None and self._server.has_halfvec:
-                    half = TypeInfo.fetch(conn, "halfvec")
-                self._types = (vec, half)
-            self._register(conn, self._types)
-        return self._spec
+        def plan() -> Plan[T | None]:
+            spec = yield from self._ready(None)
+            if spec is None:
+                return None
+            result: T = yield Transaction(body(spec), required=tx)
+            return result
 
-    def _run(self, conn: psycopg.Connection[Any], plan: Plan[T], *, tx: bool) -> T:
-        # outside autocommit a bare statement would leave a transaction open (and a pool would
-        # roll it back on return): always give it its own transaction (a savepoint if the caller
-        # has one open, so the caller's transaction stays in charge)
-        if tx or not conn.autocommit:
-            with conn.transaction():
-                return run_sync(conn, plan)
-        return run_sync(conn, plan)
+        result: T | None = yield Unit(plan, conflicts=conflicts)
+        return result
 
-    def _call(self, op: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """Run one whole operation on a connection, with typed errors.
+    def _on_vectors(
+        self,
+        embedding: EmbeddingLike,
+        body: Callable[[TableSpec, ServerInfo, Any], tuple[Plan[T], bool]],
+    ) -> Task[T]:
+        """One unit on the table of ``embedding``'s dimension: ``body(spec, server, vector)``
+        gives the plan and whether it needs a transaction (``SET LOCAL`` settings)."""
 
-        If the store's own pooled connection broke underneath it (server restart, killed
-        backend), the operation runs once more on a fresh connection: every operation is
-        idempotent (see :meth:`Engine.should_retry`). A caller's connection is never retried.
-        """
-        with _db_errors(self):
-            for attempt in range(ATTEMPTS):
-                used: psycopg.Connection[Any] | None = None
-                try:
-                    with self._engine.connect() as conn:
-                        used = conn
-                        return op(conn)
-                except psycopg.OperationalError:
-                    if not self._engine.should_retry(attempt, used):
-                        raise
-            raise AssertionError("unreachable: the last attempt raises")
+        def plan() -> Plan[T]:
+            spec, server = yield from self._table(len(embedding))
+            inner, tx = body(spec, server, _ops.query_vector(spec, embedding))
+            result: T = yield Transaction(inner, required=tx)
+            return result
 
-    def _write(self, batch: _ops.RowBatch) -> None:
+        result: T = yield Unit(plan)
+        return result
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def _add_task(self, records: Records) -> Task[list[str]]:
+        ids: list[str] = []
+        pull = Pull.over(records)
+        first = yield pull
+        if first is END:
+            return ids
+
+        def ready() -> Plan[TableSpec | None]:
+            return (yield from self._ready(_dim(first)))
+
+        spec = yield Unit(ready)
+        if spec is None:
+            raise InvalidInputError("records need embeddings")
+        batch = _ops.RowBatch(spec)
+        rec = first
+        while rec is not END:
+            batch.add(rec)
+            if len(batch) >= self.batch_size:
+                yield from self._write(batch)
+                ids.extend(batch.ids)
+                batch = _ops.RowBatch(spec)
+            rec = yield pull
+        if len(batch):
+            yield from self._write(batch)
+            ids.extend(batch.ids)
+        return ids
+
+    def _write(self, batch: _ops.RowBatch) -> Task[None]:
         rows = batch.rows()
 
-        def op(conn: psycopg.Connection[Any]) -> None:
-            self._ready(conn, batch.spec.dimension)  # (re)registers types on a fresh connection
-            self._run(conn, _ops.write_plan(batch.spec, rows), tx=True)
+        def plan() -> Plan[None]:
+            yield from self._ready(batch.spec.dimension)  # registers types on a fresh connection
+            yield Transaction(_ops.write_plan(batch.spec, rows))
 
-        self._call(op)
-
-    def setup(self) -> None:
-        """Make sure pgvector, the catalog and (if the dimension is known) the table exist."""
-        self._call(lambda conn: self._ready(conn, None))
+        yield Unit(plan, conflicts=True)
 
     def add(self, records: Iterable[Record]) -> list[str]:
         """Upsert records by id, streaming them in batches of ``batch_size``.
 
-        Each batch is one transaction: rows with new ids are COPied (binary) into the table,
-        rows whose ids are stored already into a staging table merged with one
-        ``INSERT ... ON CONFLICT (id) DO UPDATE``. Records without an id get
-        :func:`~.records.stable_id` of content and metadata, so re-adding them is idempotent.
-        A batch whose pooled connection broke is written once more on a fresh connection
-        (committed batches are never repeated).
+        Each batch is one transaction, its rows written in id order: a batch of new ids is
+        COPied (binary) into the table, a batch holding stored ids goes through a staging
+        table merged with one ``INSERT ... ON CONFLICT (id) DO UPDATE``. Records without an
+        id get :func:`~.records.stable_id` of content and metadata, so re-adding them is
+        idempotent. A batch whose pooled connection broke is written once more on a fresh
+        connection, one rolled back by a deadlock or serialization failure up to five more
+        times (committed batches are never repeated).
 
         Returns:
             The ids, in input order.
         """
-        ids: list[str] = []
-        it = iter(records)
-        first = next(it, None)
-        if first is None:
-            return ids
-        dim = _dim(first)
-        spec = self._call(lambda conn: self._ready(conn, dim))
-        if spec is None:
-            raise InvalidInputError("records need embeddings")
-        batch = _ops.RowBatch(spec)
-        for rec in itertools.chain([first], it):
-            batch.add(rec)
-            if len(batch) >= self.batch_size:
-                self._write(batch)
-                ids.extend(batch.ids)
-                batch = _ops.RowBatch(spec)
-        if len(batch):
-            self._write(batch)
-            ids.extend(batch.ids)
-        return ids
+        return drive_sync(self, self._add_task(records))
 
+    async def aadd(self, records: Records) -> list[str]:
+        """Async :meth:`add` (also takes an async iterable)."""
+        return await drive_async(self, self._add_task(records))
+
+    @operation
+    def setup(self) -> Task[None]:
+        """Make sure pgvector, the catalog and (if the dimension is known) the table exist."""
+
+        def plan() -> Plan[None]:
+            yield from self._ready(None)
+
+        yield Unit(plan)
+
+    @operation
+    def delete(
+        self, ids: Sequence[str] | None = None, *, filter: Filter | None = None
+    ) -> Task[int]:
+        """Delete by ids and/or filter (both: rows matching both). Returns rows deleted.
+
+        Raises:
+            InvalidInputError: neither ids nor a filter (to delete every row, call
+                :meth:`clear`).
+            FilterError: a malformed filter, or one that matches every row.
+        """
+        if ids is None and filter is None:
+            raise InvalidInputError(
+                "delete needs ids or a filter that restricts the rows; to delete every row "
+                "call clear() (aclear() when async)"
+            )
+        if ids is not None and len(ids) == 0:
+            return 0
+        body = lambda spec: _ops.delete_plan(spec, ids, filter)  # noqa: E731
+        return (yield from self._on_table(body, tx=True, conflicts=True)) or 0
+
+    @operation
+    def clear(self) -> Task[None]:
+        """Delete every row (the table and its catalog row stay)."""
+        yield from self._on_table(_ops.clear_plan, tx=True)
+
+    @operation
+    def drop(self) -> Task[None]:
+        """Drop the table and its catalog row."""
+        yield from self._on_table(_ops.drop_plan, tx=True)
+        self._forget()
+
+    # -- reads -------------------------------------------------------------------------------
+
+    @operation
     def get(
         self,
         ids: Sequence[str] | None = None,
@@ -365,70 +450,25 @@ class PGStore(AsyncMethods):
         filter: Filter | None = None,
         limit: int | None = None,
         include_embeddings: bool = False,
-    ) -> list[Record]:
+    ) -> Task[list[Record]]:
         """Records by ids (in that order, missing ones skipped) and/or by filter."""
         if ids is not None and len(ids) == 0:
             return []
 
-        def op(conn: psycopg.Connection[Any]) -> list[Record]:
-            spec = self._ready(conn, None)
-            if spec is None:
-                return []
-            plan = _ops.get_plan(
+        def body(spec: TableSpec) -> Plan[list[Record]]:
+            return _ops.get_plan(
                 spec, ids, filter=filter, limit=limit, include_embeddings=include_embeddings
             )
-            return self._run(conn, plan, tx=False)
 
-        return self._call(op)
+        return (yield from self._on_table(body, tx=False)) or []
 
-    def delete(self, ids: Sequence[str] | None = None, *, filter: Filter | None = None) -> int:
-        """Delete by ids and/or filter (both: rows matching both). Returns rows deleted."""
-        if ids is None and filter is None:
-            raise InvalidInputError(
-                "delete needs ids or a filter that restricts the rows; to delete every row "
-                "call clear()"
-            )
-        if ids is not None and len(ids) == 0:
-            return 0
-
-        def op(conn: psycopg.Connection[Any]) -> int:
-            spec = self._ready(conn, None)
-            if spec is None:
-                return 0
-            return self._run(conn, _ops.delete_plan(spec, ids, filter), tx=True)
-
-        return self._call(op)
-
-    def count(self, filter: Filter | None = None) -> int:
+    @operation
+    def count(self, filter: Filter | None = None) -> Task[int]:
         """Number of rows (matching ``filter``)."""
+        body = lambda spec: _ops.count_plan(spec, filter)  # noqa: E731
+        return (yield from self._on_table(body, tx=False)) or 0
 
-        def op(conn: psycopg.Connection[Any]) -> int:
-            spec = self._ready(conn, None)
-            return 0 if spec is None else self._run(conn, _ops.count_plan(spec, filter), tx=False)
-
-        return self._call(op)
-
-    def clear(self) -> None:
-        """Delete every row (the table and its catalog row stay)."""
-
-        def op(conn: psycopg.Connection[Any]) -> None:
-            spec = self._ready(conn, None)
-            if spec is not None:
-                self._run(conn, _ops.clear_plan(spec), tx=True)
-
-        self._call(op)
-
-    def drop(self) -> None:
-        """Drop the table and its catalog row."""
-
-        def op(conn: psycopg.Connection[Any]) -> None:
-            spec = self._ready(conn, None)
-            if spec is not None:
-                self._run(conn, _ops.drop_plan(spec), tx=True)
-            self._forget()
-
-        self._call(op)
-
+    @operation
     def search(
         self,
         embedding: EmbeddingLike,
@@ -440,7 +480,8 @@ class PGStore(AsyncMethods):
         ef_search: int | None = None,
         probes: int | None = None,
         include_embeddings: bool = False,
-    ) -> list[SearchHit]:
+        score_fn: Callable[[float], float] | None = None,
+    ) -> Task[list[SearchHit]]:
         """The ``k`` nearest rows, best first.
 
         Args:
@@ -452,26 +493,25 @@ class PGStore(AsyncMethods):
             ef_search: HNSW candidate list size (raised to at least ``k``), ``SET LOCAL``.
             probes: IVFFlat lists to probe, ``SET LOCAL``.
             include_embeddings: return the stored vectors too.
+            score_fn: relevance from the raw distance, instead of the distance's own
+                (:meth:`~.records.Distance.score`); ``score_threshold`` then applies to its
+                scores, in Python, among the ``k`` nearest rows.
 
         Raises:
             InvalidInputError: ``k`` or ``score_threshold`` out of range, a NaN vector...
         """
         _ops.check_search_args(k, score_threshold)
 
-        def op(conn: psycopg.Connection[Any]) -> list[SearchHit]:
-            spec = self._ready(conn, len(embedding))
-            assert spec is not None and self._server is not None
-            vec = _ops.query_vector(spec, embedding)
+        def body(
+            spec: TableSpec, server: ServerInfo, vec: Any
+        ) -> tuple[Plan[list[SearchHit]], bool]:
+            restricted = bool(filter) or ids is not None
             settings = _ops.search_settings(
-                self._server,
-                k,
-                filtered=bool(filter) or ids is not None,
-                ef_search=ef_search,
-                probes=probes,
+                server, k, filtered=restricted, ef_search=ef_search, probes=probes
             )
             plan = _ops.search_plan(
                 spec,
-                self._server,
+                server,
                 vec,
                 k,
                 filter=filter,
@@ -481,11 +521,13 @@ class PGStore(AsyncMethods):
                 probes=probes,
                 include_embeddings=include_embeddings,
                 exact_limit=self.exact_filter_limit,
+                score_fn=score_fn,
             )
-            return self._run(conn, plan, tx=bool(settings))
+            return plan, bool(settings)
 
-        return self._call(op)
+        return (yield from self._on_vectors(embedding, body))
 
+    @operation
     def explain(
         self,
         embedding: EmbeddingLike,
@@ -497,20 +539,18 @@ class PGStore(AsyncMethods):
         probes: int | None = None,
         analyze: bool = False,
         settings: Mapping[str, str] | None = None,
-    ) -> str:
+    ) -> Task[str]:
         """The query plan of :meth:`search` (to check that the vector index is used).
 
         ``settings`` adds planner settings (``SET LOCAL``), e.g. ``{"enable_seqscan": "off"}``.
         """
         _ops.check_search_args(k)
 
-        def op(conn: psycopg.Connection[Any]) -> str:
-            spec = self._ready(conn, len(embedding))
-            assert spec is not None and self._server is not None
+        def body(spec: TableSpec, server: ServerInfo, vec: Any) -> tuple[Plan[str], bool]:
             plan = _ops.explain_plan(
                 spec,
-                self._server,
-                _ops.query_vector(spec, embedding),
+                server,
+                vec,
                 k,
                 filter=filter,
                 ids=ids,
@@ -520,10 +560,11 @@ class PGStore(AsyncMethods):
                 settings=settings,
                 exact_limit=self.exact_filter_limit,
             )
-            return self._run(conn, plan, tx=True)
+            return plan, True
 
-        return self._call(op)
+        return (yield from self._on_vectors(embedding, body))
 
+    @operation
     def mmr_search(
         self,
         embedding: EmbeddingLike,
@@ -537,17 +578,19 @@ class PGStore(AsyncMethods):
         ef_search: int | None = None,
         probes: int | None = None,
         include_embeddings: bool = False,
-    ) -> list[SearchHit]:
-        """Maximal marginal relevance over ``fetch_k`` nearest candidates."""
+        score_fn: Callable[[float], float] | None = None,
+    ) -> Task[list[SearchHit]]:
+        """Maximal marginal relevance over ``fetch_k`` nearest candidates (arguments as for
+        :meth:`search`)."""
         _ops.check_search_args(k, score_threshold)
 
-        def op(conn: psycopg.Connection[Any]) -> list[SearchHit]:
-            spec = self._ready(conn, len(embedding))
-            assert spec is not None and self._server is not None
+        def body(
+            spec: TableSpec, server: ServerInfo, vec: Any
+        ) -> tuple[Plan[list[SearchHit]], bool]:
             plan = _ops.mmr_plan(
                 spec,
-                self._server,
-                _ops.query_vector(spec, embedding),
+                server,
+                vec,
                 k,
                 fetch_k=fetch_k,
                 lambda_mult=lambda_mult,
@@ -558,11 +601,13 @@ class PGStore(AsyncMethods):
                 probes=probes,
                 include_embeddings=include_embeddings,
                 exact_limit=self.exact_filter_limit,
+                score_fn=score_fn,
             )
-            return self._run(conn, plan, tx=True)
+            return plan, True
 
-        return self._call(op)
+        return (yield from self._on_vectors(embedding, body))
 
+    @operation
     def text_search(
         self,
         query: str,
@@ -570,18 +615,13 @@ class PGStore(AsyncMethods):
         k: int = 4,
         filter: Filter | None = None,
         ids: Sequence[str] | None = None,
-    ) -> list[SearchHit]:
+    ) -> Task[list[SearchHit]]:
         """Full-text search only (Chinese segmented client-side unless the server can)."""
         _ops.check_search_args(k)
+        body = lambda spec: _ops.text_plan(spec, query, k, filter=filter, ids=ids)  # noqa: E731
+        return (yield from self._on_table(body, tx=False)) or []
 
-        def op(conn: psycopg.Connection[Any]) -> list[SearchHit]:
-            spec = self._ready(conn, None)
-            if spec is None:
-                return []
-            return self._run(conn, _ops.text_plan(spec, query, k, filter=filter, ids=ids), tx=False)
-
-        return self._call(op)
-
+    @operation
     def hybrid_search(
         self,
         embedding: EmbeddingLike,
@@ -596,17 +636,17 @@ class PGStore(AsyncMethods):
         text_weight: float = 1.0,
         ef_search: int | None = None,
         probes: int | None = None,
-    ) -> list[SearchHit]:
+    ) -> Task[list[SearchHit]]:
         """Vector and full-text rankings fused by reciprocal rank fusion in one SQL statement."""
         _ops.check_search_args(k)
 
-        def op(conn: psycopg.Connection[Any]) -> list[SearchHit]:
-            spec = self._ready(conn, len(embedding))
-            assert spec is not None and self._server is not None
+        def body(
+            spec: TableSpec, server: ServerInfo, vec: Any
+        ) -> tuple[Plan[list[SearchHit]], bool]:
             plan = _ops.hybrid_plan(
                 spec,
-                self._server,
-                _ops.query_vector(spec, embedding),
+                server,
+                vec,
                 query,
                 k,
                 fetch_k=fetch_k,
@@ -619,10 +659,13 @@ class PGStore(AsyncMethods):
                 probes=probes,
                 exact_limit=self.exact_filter_limit,
             )
-            return self._run(conn, plan, tx=True)
+            return plan, True
 
-        return self._call(op)
+        return (yield from self._on_vectors(embedding, body))
 
+    # -- admin -------------------------------------------------------------------------------
+
+    @operation
     def create_index(
         self,
         kind: str = "hnsw",
@@ -631,7 +674,7 @@ class PGStore(AsyncMethods):
         ef_construction: int = 64,
         lists: int | None = None,
         maintenance_work_mem: str | None = "256MB",
-    ) -> str:
+    ) -> Task[str]:
         """Create the HNSW or IVFFlat index (operator class of the table's distance and type).
 
         Returns:
@@ -641,14 +684,9 @@ class PGStore(AsyncMethods):
             ExtensionError: pgvector cannot index this column (e.g. > 2000 dims without halfvec).
         """
 
-        def op(conn: psycopg.Connection[Any]) -> str:
-            spec = self._ready(conn, None)
-            if spec is None:
-                raise InvalidInputError(
-                    "the table does not exist yet: add records (or give dimension=) first"
-                )
+        def body(spec: TableSpec) -> Plan[str]:
             assert self._server is not None
-            plan = _ops.index_plan(
+            return _ops.index_plan(
                 spec,
                 self._server,
                 kind,
@@ -657,6 +695,23 @@ class PGStore(AsyncMethods):
                 lists=lists,
                 maintenance_work_mem=maintenance_work_mem,
             )
-            return self._run(conn, plan, tx=True)
 
-        return self._call(op)
+        name = yield from self._on_table(body, tx=True)
+        if name is None:
+            raise InvalidInputError(
+                "the table does not exist yet: add records (or give dimension=) first"
+            )
+        return name
+
+    asetup = setup.aio
+    adelete = delete.aio
+    aclear = clear.aio
+    adrop = drop.aio
+    aget = get.aio
+    acount = count.aio
+    asearch = search.aio
+    aexplain = explain.aio
+    ammr_search = mmr_search.aio
+    atext_search = text_search.aio
+    ahybrid_search = hybrid_search.aio
+    acreate_index = create_index.aio
