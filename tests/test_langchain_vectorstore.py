@@ -116,7 +116,7 @@ async def test_async_twins(vs: PGVectorStore) -> None:
     assert (await vs.aget_by_ids(["d3", "nope", "d1"]))[0].id == "d3"
     await vs.adelete(filter={"lang": "en"})
     assert {d.metadata["lang"] for d in vs.similarity_search("x", k=10)} == {"zh"}
-    with pytest.raises(InvalidInputError, match="call aclear"):
+    with pytest.raises(InvalidInputError, match=r"aclear\(\) when async"):
         await vs.adelete()
     with pytest.raises(FilterError, match="matches every row"):
         await vs.adelete(filter={})
@@ -216,3 +216,87 @@ def test_create_index_and_repr_without_password(vs: PGVectorStore) -> None:
     assert vs.similarity_search("PolarDB", k=1)[0].id == "d1"
     store = PGVectorStore(CharEmbeddings(), connection="postgresql://u:pw-secret@h/db")
     assert "pw-secret" not in repr(store)
+
+
+# --- peer-compatible surfaces (issue 14) -------------------------------------------------------
+
+
+def test_int_ids_are_stored_as_their_string_form_like_langchain_postgres(
+    pg_dsn: str, table_name: str
+) -> None:
+    store = PGVectorStore(CharEmbeddings(), connection=pg_dsn, table_name=table_name)
+    try:
+        ids = store.add_texts(["one", "two"], ids=[1, 2])  # type: ignore[list-item]
+        assert ids == ["1", "2"]
+        assert [d.id for d in store.get_by_ids([2, "1"])] == ["2", "1"]  # type: ignore[list-item]
+        store.delete([1])  # type: ignore[list-item]
+        assert [d.id for d in store.similarity_search("one", k=5)] == ["2"]
+    finally:
+        store.store.drop()
+
+
+async def test_int_ids_async(pg_dsn: str, table_name: str) -> None:
+    store = PGVectorStore(CharEmbeddings(), connection=pg_dsn, table_name=table_name)
+    try:
+        assert await store.aadd_texts(["a", "b"], ids=[7, 8]) == ["7", "8"]  # type: ignore[list-item]
+        assert [d.id for d in await store.aget_by_ids([8])] == ["8"]  # type: ignore[list-item]
+    finally:
+        await store.store.adrop()
+
+
+def test_relevance_score_fn_overrides_distance_to_relevance(pg_dsn: str, table_name: str) -> None:
+    seen: list[float] = []
+
+    def halve(distance: float) -> float:
+        seen.append(distance)
+        return (1.0 - distance) / 2
+
+    store = PGVectorStore(
+        CharEmbeddings(), connection=pg_dsn, table_name=table_name, relevance_score_fn=halve
+    )
+    try:
+        store.add_documents(DOCS, ids=[f"d{i}" for i in range(len(DOCS))])
+        plain = store.similarity_search_with_score("PolarDB 兼容 PostgreSQL", k=5)
+        scored = store.similarity_search_with_relevance_scores("PolarDB 兼容 PostgreSQL", k=5)
+        assert [d.id for d, _ in scored] == [d.id for d, _ in plain]
+        assert [s for _, s in scored] == pytest.approx([(1 - d) / 2 for _, d in plain])
+        assert seen, "the function was not called"
+        # the threshold applies to the function's scores (exact match: distance 0 -> 0.5)
+        top = store.similarity_search_with_relevance_scores(
+            "PolarDB 兼容 PostgreSQL", k=5, score_threshold=0.45
+        )
+        assert [d.id for d, _ in top] == ["d1"]
+        retriever = store.as_retriever(
+            search_type="similarity_score_threshold",
+            search_kwargs={"k": 5, "score_threshold": 0.45},
+        )
+        assert [d.id for d in retriever.invoke("PolarDB 兼容 PostgreSQL")] == ["d1"]
+        assert store._select_relevance_score_fn() is halve
+    finally:
+        store.store.drop()
+    with pytest.raises(InvalidInputError, match="relevance_score_fn"):
+        PGVectorStore(CharEmbeddings(), connection=pg_dsn, relevance_score_fn=0.5)  # type: ignore[arg-type]
+
+
+def test_mmr_with_score_returns_the_picks_with_their_distance(vs: PGVectorStore) -> None:
+    query = "PostgreSQL 向量数据库"
+    picks = vs.max_marginal_relevance_search("PostgreSQL 向量数据库", k=3, fetch_k=5)
+    scored = vs.max_marginal_relevance_search_with_score(query, k=3, fetch_k=5)
+    assert [d.id for d, _ in scored] == [d.id for d in picks]
+    distances = dict((d.id, s) for d, s in vs.similarity_search_with_score(query, k=5))
+    assert [s for _, s in scored] == pytest.approx([distances[d.id] for d, _ in scored])
+    vec = vs.embeddings.embed_query(query)
+    by_vec = vs.max_marginal_relevance_search_with_score_by_vector(
+        vec, k=2, fetch_k=5, filter={"lang": "en"}
+    )
+    assert {d.metadata["lang"] for d, _ in by_vec} == {"en"}
+
+
+async def test_mmr_with_score_async(vs: PGVectorStore) -> None:
+    query = "PostgreSQL 向量数据库"
+    sync = vs.max_marginal_relevance_search_with_score(query, k=3, fetch_k=5)
+    got = await vs.amax_marginal_relevance_search_with_score(query, k=3, fetch_k=5)
+    assert [(d.id, s) for d, s in got] == [(d.id, pytest.approx(s)) for d, s in sync]
+    vec = vs.embeddings.embed_query(query)
+    by_vec = await vs.amax_marginal_relevance_search_with_score_by_vector(vec, k=3, fetch_k=5)
+    assert [d.id for d, _ in by_vec] == [d.id for d, _ in sync]

@@ -6,6 +6,7 @@ This module only translates between LangChain's ``Document`` / ``Embeddings`` an
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, ClassVar
@@ -35,6 +36,20 @@ def _document(hit_or_record: SearchHit | Record) -> Document:
     return Document(id=rec.id, page_content=rec.content, metadata=meta)
 
 
+def _docs(hits: Iterable[SearchHit | Record]) -> list[Document]:
+    return [_document(h) for h in hits]
+
+
+def _with_distance(hits: Iterable[SearchHit]) -> list[tuple[Document, float]]:
+    """Documents with the raw distance (lower is closer), as ``similarity_search_with_score``."""
+    return [(_document(h), float(h.distance or 0.0)) for h in hits]
+
+
+def _with_score(hits: Iterable[SearchHit]) -> list[tuple[Document, float]]:
+    """Documents with their relevance in [0, 1] (higher is closer)."""
+    return [(_document(h), h.score) for h in hits]
+
+
 def _aligned(name: str, values: Sequence[Any] | None, n: int) -> Sequence[Any]:
     if values is None:
         return [None] * n
@@ -43,10 +58,77 @@ def _aligned(name: str, values: Sequence[Any] | None, n: int) -> Sequence[Any]:
     return values
 
 
-def _chunks(it: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(it)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+def _id(value: Any) -> Any:
+    """LangChain ids as the table stores them: ints and UUIDs by their string form (as
+    langchain-postgres does); anything else is left to the core's checks."""
+    if isinstance(value, (int, uuid.UUID)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _ids(ids: Sequence[Any] | None) -> list[Any] | None:
+    return None if ids is None else [_id(i) for i in ids]
+
+
+class _Texts:
+    """``add_texts`` input cut into embedding batches, turned into records batch by batch."""
+
+    def __init__(
+        self,
+        texts: Iterable[str],
+        metadatas: Sequence[dict[str, Any]] | None,
+        ids: Sequence[Any] | None,
+        size: int,
+    ) -> None:
+        if isinstance(texts, Sequence):
+            _check_total(len(texts), metadatas, ids)
+        self.texts, self.metadatas, self.ids, self.size = texts, metadatas, _ids(ids), size
+        self.offset = 0
+
+    def __iter__(self) -> Iterator[list[str]]:
+        iterator = iter(self.texts)
+        while chunk := list(islice(iterator, self.size)):
+            yield chunk
+        _check_total(self.offset, self.metadatas, self.ids)
+
+    def records(self, chunk: list[str], vectors: Sequence[Sequence[float]]) -> Iterator[Record]:
+        """The records of one batch and its vectors."""
+        yield from _records(chunk, vectors, self.metadatas, self.ids, self.offset)
+        self.offset += len(chunk)
+
+
+def _records(
+    chunk: Sequence[str],
+    vectors: Sequence[Sequence[float]],
+    metadatas: Sequence[dict[str, Any]] | None,
+    ids: Sequence[Any] | None,
+    offset: int = 0,
+) -> Iterator[Record]:
+    if len(vectors) != len(chunk):
+        raise InvalidInputError(
+            f"the embeddings returned {len(vectors)} vectors for {len(chunk)} texts"
+        )
+    for i, (text, vector) in enumerate(zip(chunk, vectors, strict=True)):
+        j = offset + i
+        meta = metadatas[j] if metadatas is not None and j < len(metadatas) else {}
+        rid = ids[j] if ids is not None and j < len(ids) else None
+        yield Record(rid or None, text, meta or {}, vector)
+
+
+def _check_total(n: int, metadatas: Sequence[Any] | None, ids: Sequence[Any] | None) -> None:
+    _aligned("metadatas", metadatas, n)
+    _aligned("ids", ids, n)
+
+
+def _embedded(
+    texts: Sequence[str],
+    embeddings: Sequence[Sequence[float]],
+    metadatas: Sequence[dict[str, Any]] | None,
+    ids: Sequence[Any] | None,
+) -> Iterator[Record]:
+    n = len(texts)
+    _aligned("embeddings", embeddings, n)
+    return _records(list(texts), embeddings, metadatas, _aligned("ids", _ids(ids), n))
 
 
 class PGVectorStore(VectorStore):
@@ -74,6 +156,10 @@ class PGVectorStore(VectorStore):
         vector_type: ``"auto"``, ``"vector"`` or ``"halfvec"``.
         batch_size: rows per write batch (texts are embedded batch by batch too).
         create_table: create the table when missing.
+        relevance_score_fn: relevance from the raw distance, replacing the distance's own
+            (cosine ``1 - d``, l2 ``1 / (1 + d)``, inner product ``-d``) in
+            ``similarity_search_with_relevance_scores`` and the ``similarity_score_threshold``
+            retriever; the threshold then applies to its scores among the ``k`` nearest.
 
     Example:
         >>> from qwen_pg_integrations.langchain import DashScopeEmbeddings, PGVectorStore
@@ -97,12 +183,16 @@ class PGVectorStore(VectorStore):
         vector_type: str = "auto",
         batch_size: int = 1000,
         create_table: bool = True,
+        relevance_score_fn: Callable[[float], float] | None = None,
     ) -> None:
         if not isinstance(embeddings, Embeddings):
             raise InvalidInputError(
                 f"embeddings must be a LangChain Embeddings, got {type(embeddings).__name__}"
             )
+        if relevance_score_fn is not None and not callable(relevance_score_fn):
+            raise InvalidInputError("relevance_score_fn must be a function of the distance")
         self._embeddings = embeddings
+        self._relevance_score_fn = relevance_score_fn
         if embedding_model is None:
             model = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
             embedding_model = model if isinstance(model, str) else None
@@ -129,59 +219,24 @@ class PGVectorStore(VectorStore):
 
     @override
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        return self.store.distance.score
+        return self._relevance_score_fn or self.store.distance.score
+
+    def _query(self, query: str) -> list[float]:
+        return self._embeddings.embed_query(query)
+
+    async def _aquery(self, query: str) -> list[float]:
+        return await self._embeddings.aembed_query(query)
 
     # -- writes ------------------------------------------------------------------------------
 
-    def _records(
-        self,
-        texts: Iterable[str],
-        metadatas: Sequence[dict[str, Any]] | None,
-        ids: Sequence[str | None] | None,
-    ) -> Iterator[Record]:
-        offset = 0
-        for chunk in _chunks(texts, self.store.batch_size):
-            vectors = self._embeddings.embed_documents(chunk)
-            yield from self._chunk_records(chunk, vectors, metadatas, ids, offset)
-            offset += len(chunk)
-        self._check_total(offset, metadatas, ids)
+    def _records(self, texts: _Texts) -> Iterator[Record]:
+        for chunk in texts:
+            yield from texts.records(chunk, self._embeddings.embed_documents(chunk))
 
-    async def _arecords(
-        self,
-        texts: Iterable[str],
-        metadatas: Sequence[dict[str, Any]] | None,
-        ids: Sequence[str | None] | None,
-    ) -> AsyncIterator[Record]:
-        offset = 0
-        for chunk in _chunks(texts, self.store.batch_size):
-            vectors = await self._embeddings.aembed_documents(chunk)
-            for rec in self._chunk_records(chunk, vectors, metadatas, ids, offset):
+    async def _arecords(self, texts: _Texts) -> AsyncIterator[Record]:
+        for chunk in texts:
+            for rec in texts.records(chunk, await self._embeddings.aembed_documents(chunk)):
                 yield rec
-            offset += len(chunk)
-        self._check_total(offset, metadatas, ids)
-
-    @staticmethod
-    def _chunk_records(
-        chunk: list[str],
-        vectors: Sequence[Sequence[float]],
-        metadatas: Sequence[dict[str, Any]] | None,
-        ids: Sequence[str | None] | None,
-        offset: int,
-    ) -> Iterator[Record]:
-        if len(vectors) != len(chunk):
-            raise InvalidInputError(
-                f"the embeddings returned {len(vectors)} vectors for {len(chunk)} texts"
-            )
-        for i, (text, vector) in enumerate(zip(chunk, vectors, strict=True)):
-            j = offset + i
-            meta = metadatas[j] if metadatas is not None and j < len(metadatas) else {}
-            rid = ids[j] if ids is not None and j < len(ids) else None
-            yield Record(rid or None, text, meta or {}, vector)
-
-    @staticmethod
-    def _check_total(n: int, metadatas: Sequence[Any] | None, ids: Sequence[Any] | None) -> None:
-        _aligned("metadatas", metadatas, n)
-        _aligned("ids", ids, n)
 
     @override
     def add_texts(
@@ -192,14 +247,13 @@ class PGVectorStore(VectorStore):
         ids: list[str] | None = None,
         **kwargs: Any,
     ) -> list[str]:
-        """Embed and upsert texts (streamed batch by batch; ids default to a content hash).
+        """Embed and upsert texts (streamed batch by batch; ids default to a content hash;
+        int ids are stored as their string form).
 
         Returns:
             The ids, in input order.
         """
-        if isinstance(texts, Sequence):
-            self._check_total(len(texts), metadatas, ids)
-        return self.store.add(self._records(texts, metadatas, ids))
+        return self.store.add(self._records(_Texts(texts, metadatas, ids, self.store.batch_size)))
 
     @override
     async def aadd_texts(
@@ -211,9 +265,8 @@ class PGVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Async :meth:`add_texts`."""
-        if isinstance(texts, Sequence):
-            self._check_total(len(texts), metadatas, ids)
-        return await self.store.aadd(self._arecords(texts, metadatas, ids))
+        batches = _Texts(texts, metadatas, ids, self.store.batch_size)
+        return await self.store.aadd(self._arecords(batches))
 
     def add_embeddings(
         self,
@@ -224,11 +277,7 @@ class PGVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Upsert texts with precomputed vectors (no embedding call)."""
-        n = len(texts)
-        _aligned("embeddings", embeddings, n)
-        return self.store.add(
-            self._chunk_records(list(texts), embeddings, metadatas, _aligned("ids", ids, n), 0)
-        )
+        return self.store.add(_embedded(texts, embeddings, metadatas, ids))
 
     async def aadd_embeddings(
         self,
@@ -239,11 +288,7 @@ class PGVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Async :meth:`add_embeddings`."""
-        n = len(texts)
-        _aligned("embeddings", embeddings, n)
-        return await self.store.aadd(
-            self._chunk_records(list(texts), embeddings, metadatas, _aligned("ids", ids, n), 0)
-        )
+        return await self.store.aadd(_embedded(texts, embeddings, metadatas, ids))
 
     @override
     def delete(
@@ -255,7 +300,7 @@ class PGVectorStore(VectorStore):
         (``{}``, ``{"x": {"$nin": []}}``), nothing is deleted and ``InvalidInputError`` /
         ``FilterError`` is raised: deleting every document is only :meth:`clear`.
         """
-        self.store.delete(ids, filter=filter)
+        self.store.delete(_ids(ids), filter=filter)
         return True
 
     @override
@@ -263,7 +308,7 @@ class PGVectorStore(VectorStore):
         self, ids: list[str] | None = None, *, filter: Filter | None = None, **kwargs: Any
     ) -> bool:
         """Async :meth:`delete`."""
-        await self.store.adelete(ids, filter=filter)
+        await self.store.adelete(_ids(ids), filter=filter)
         return True
 
     def clear(self) -> None:
@@ -277,12 +322,12 @@ class PGVectorStore(VectorStore):
     @override
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Documents for these ids, in that order; missing ids are skipped."""
-        return [_document(r) for r in self.store.get(list(ids))]
+        return _docs(self.store.get(_ids(ids)))
 
     @override
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Async :meth:`get_by_ids`."""
-        return [_document(r) for r in await self.store.aget(list(ids))]
+        return _docs(await self.store.aget(_ids(ids)))
 
     # -- similarity --------------------------------------------------------------------------
 
@@ -290,15 +335,13 @@ class PGVectorStore(VectorStore):
         self, embedding: list[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Nearest documents with their raw distance (lower is closer)."""
-        hits = self.store.search(embedding, k=k, filter=filter, **kwargs)
-        return [(_document(h), float(h.distance or 0.0)) for h in hits]
+        return _with_distance(self.store.search(embedding, k=k, filter=filter, **kwargs))
 
     async def asimilarity_search_with_score_by_vector(
         self, embedding: list[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`similarity_search_with_score_by_vector`."""
-        hits = await self.store.asearch(embedding, k=k, filter=filter, **kwargs)
-        return [(_document(h), float(h.distance or 0.0)) for h in hits]
+        return _with_distance(await self.store.asearch(embedding, k=k, filter=filter, **kwargs))
 
     @override
     def similarity_search(
@@ -306,131 +349,86 @@ class PGVectorStore(VectorStore):
     ) -> list[Document]:
         """The ``k`` documents nearest to ``query`` (``filter``, ``score_threshold``,
         ``ef_search``, ``probes`` accepted)."""
-        return self.similarity_search_by_vector(
-            self._embeddings.embed_query(query), k=k, filter=filter, **kwargs
-        )
+        return _docs(self.store.search(self._query(query), k=k, filter=filter, **kwargs))
 
     @override
     async def asimilarity_search(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[Document]:
         """Async :meth:`similarity_search`."""
-        vector = await self._embeddings.aembed_query(query)
-        return await self.asimilarity_search_by_vector(vector, k=k, filter=filter, **kwargs)
+        hits = await self.store.asearch(await self._aquery(query), k=k, filter=filter, **kwargs)
+        return _docs(hits)
 
     @override
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[Document]:
         """The ``k`` documents nearest to a vector."""
-        return [_document(h) for h in self.store.search(embedding, k=k, filter=filter, **kwargs)]
+        return _docs(self.store.search(embedding, k=k, filter=filter, **kwargs))
 
     @override
     async def asimilarity_search_by_vector(
         self, embedding: list[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[Document]:
         """Async :meth:`similarity_search_by_vector`."""
-        hits = await self.store.asearch(embedding, k=k, filter=filter, **kwargs)
-        return [_document(h) for h in hits]
+        return _docs(await self.store.asearch(embedding, k=k, filter=filter, **kwargs))
 
     @override
     def similarity_search_with_score(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Nearest documents with their raw distance (lower is closer)."""
-        return self.similarity_search_with_score_by_vector(
-            self._embeddings.embed_query(query), k=k, filter=filter, **kwargs
-        )
+        return self.similarity_search_with_score_by_vector(self._query(query), k, filter, **kwargs)
 
     @override
     async def asimilarity_search_with_score(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`similarity_search_with_score`."""
-        vector = await self._embeddings.aembed_query(query)
-        return await self.asimilarity_search_with_score_by_vector(
-            vector, k=k, filter=filter, **kwargs
-        )
+        vector = await self._aquery(query)
+        return await self.asimilarity_search_with_score_by_vector(vector, k, filter, **kwargs)
 
     @override
     def similarity_search_with_relevance_scores(
-        self,
-        query: str,
-        k: int = 4,
-        filter: Filter | None = None,
-        score_threshold: float | None = None,
-        **kwargs: Any,
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        """Nearest documents with relevance in [0, 1]; ``score_threshold`` is applied in SQL."""
-        hits = self.store.search(
-            self._embeddings.embed_query(query),
-            k=k,
-            filter=filter,
-            score_threshold=score_threshold,
-            **kwargs,
-        )
-        return [(_document(h), h.score) for h in hits]
+        """Nearest documents with relevance in [0, 1]; ``score_threshold`` is applied in SQL
+        (with a custom ``relevance_score_fn``: to its scores, among the ``k`` nearest)."""
+        kwargs.setdefault("score_fn", self._relevance_score_fn)
+        return _with_score(self.store.search(self._query(query), k=k, filter=filter, **kwargs))
 
     @override
     async def asimilarity_search_with_relevance_scores(
-        self,
-        query: str,
-        k: int = 4,
-        filter: Filter | None = None,
-        score_threshold: float | None = None,
-        **kwargs: Any,
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`similarity_search_with_relevance_scores`."""
-        hits = await self.store.asearch(
-            await self._embeddings.aembed_query(query),
-            k=k,
-            filter=filter,
-            score_threshold=score_threshold,
-            **kwargs,
-        )
-        return [(_document(h), h.score) for h in hits]
+        kwargs.setdefault("score_fn", self._relevance_score_fn)
+        vector = await self._aquery(query)
+        return _with_score(await self.store.asearch(vector, k=k, filter=filter, **kwargs))
 
     # -- MMR ---------------------------------------------------------------------------------
 
     @override
     def max_marginal_relevance_search(
-        self,
-        query: str,
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Filter | None = None,
-        **kwargs: Any,
+        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
-        """MMR over the ``fetch_k`` nearest candidates."""
+        """MMR over the ``fetch_k`` nearest candidates (``filter=`` and the search options of
+        :meth:`similarity_search` accepted)."""
+        vector = self._query(query)
         return self.max_marginal_relevance_search_by_vector(
-            self._embeddings.embed_query(query),
-            k=k,
-            fetch_k=fetch_k,
-            lambda_mult=lambda_mult,
-            filter=filter,
-            **kwargs,
+            vector, k, fetch_k, lambda_mult, **kwargs
         )
 
     @override
     async def amax_marginal_relevance_search(
-        self,
-        query: str,
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Filter | None = None,
-        **kwargs: Any,
+        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
         """Async :meth:`max_marginal_relevance_search`."""
-        return await self.amax_marginal_relevance_search_by_vector(
-            await self._embeddings.aembed_query(query),
-            k=k,
-            fetch_k=fetch_k,
-            lambda_mult=lambda_mult,
-            filter=filter,
-            **kwargs,
+        vector = await self._aquery(query)
+        hits = await self.store.ammr_search(
+            vector, k=k, fetch_k=fetch_k, lambda_mult=lambda_mult, **kwargs
         )
+        return _docs(hits)
 
     @override
     def max_marginal_relevance_search_by_vector(
@@ -439,14 +437,15 @@ class PGVectorStore(VectorStore):
         k: int = 4,
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
-        filter: Filter | None = None,
         **kwargs: Any,
     ) -> list[Document]:
         """MMR over the ``fetch_k`` candidates nearest to a vector."""
-        hits = self.store.mmr_search(
-            embedding, k=k, fetch_k=fetch_k, lambda_mult=lambda_mult, filter=filter, **kwargs
-        )
-        return [_document(h) for h in hits]
+        return [
+            d
+            for d, _ in self.max_marginal_relevance_search_with_score_by_vector(
+                embedding, k, fetch_k, lambda_mult, **kwargs
+            )
+        ]
 
     @override
     async def amax_marginal_relevance_search_by_vector(
@@ -455,14 +454,60 @@ class PGVectorStore(VectorStore):
         k: int = 4,
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
-        filter: Filter | None = None,
         **kwargs: Any,
     ) -> list[Document]:
         """Async :meth:`max_marginal_relevance_search_by_vector`."""
-        hits = await self.store.ammr_search(
-            embedding, k=k, fetch_k=fetch_k, lambda_mult=lambda_mult, filter=filter, **kwargs
+        scored = await self.amax_marginal_relevance_search_with_score_by_vector(
+            embedding, k, fetch_k, lambda_mult, **kwargs
         )
-        return [_document(h) for h in hits]
+        return [d for d, _ in scored]
+
+    def max_marginal_relevance_search_with_score(
+        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """MMR picks with their raw distance to the query (as langchain-postgres returns)."""
+        return self.max_marginal_relevance_search_with_score_by_vector(
+            self._query(query), k, fetch_k, lambda_mult, **kwargs
+        )
+
+    async def amax_marginal_relevance_search_with_score(
+        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Async :meth:`max_marginal_relevance_search_with_score`."""
+        vector = await self._aquery(query)
+        return await self.amax_marginal_relevance_search_with_score_by_vector(
+            vector, k, fetch_k, lambda_mult, **kwargs
+        )
+
+    def max_marginal_relevance_search_with_score_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """MMR picks among the ``fetch_k`` candidates nearest to a vector, with their raw
+        distance (``filter=`` and the search options of :meth:`similarity_search` accepted)."""
+        hits = self.store.mmr_search(
+            embedding, k=k, fetch_k=fetch_k, lambda_mult=lambda_mult, **kwargs
+        )
+        return _with_distance(hits)
+
+    async def amax_marginal_relevance_search_with_score_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Async :meth:`max_marginal_relevance_search_with_score_by_vector`."""
+        return _with_distance(
+            await self.store.ammr_search(
+                embedding, k=k, fetch_k=fetch_k, lambda_mult=lambda_mult, **kwargs
+            )
+        )
 
     # -- hybrid and text ---------------------------------------------------------------------
 
@@ -475,21 +520,18 @@ class PGVectorStore(VectorStore):
         Keyword arguments: ``fetch_k``, ``rrf_k`` (60), ``vector_weight``, ``text_weight``.
 
         Returns:
-            Documents with the fused score normalised to [0, 1].
+            The fused top ``k`` documents with the fused score normalised to [0, 1].
         """
-        hits = self.store.hybrid_search(
-            self._embeddings.embed_query(query), query, k=k, filter=filter, **kwargs
-        )
-        return [(_document(h), h.score) for h in hits]
+        hits = self.store.hybrid_search(self._query(query), query, k=k, filter=filter, **kwargs)
+        return _with_score(hits)
 
     async def ahybrid_search_with_score(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`hybrid_search_with_score`."""
-        hits = await self.store.ahybrid_search(
-            await self._embeddings.aembed_query(query), query, k=k, filter=filter, **kwargs
-        )
-        return [(_document(h), h.score) for h in hits]
+        vector = await self._aquery(query)
+        hits = await self.store.ahybrid_search(vector, query, k=k, filter=filter, **kwargs)
+        return _with_score(hits)
 
     def hybrid_search(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -507,7 +549,7 @@ class PGVectorStore(VectorStore):
         self, query: str, k: int = 4, filter: Filter | None = None
     ) -> list[tuple[Document, float]]:
         """Full-text search only (no embedding call), with normalised rank."""
-        return [(_document(h), h.score) for h in self.store.text_search(query, k=k, filter=filter)]
+        return _with_score(self.store.text_search(query, k=k, filter=filter))
 
     @override
     def search(self, query: str, search_type: str, **kwargs: Any) -> list[Document]:
