@@ -306,9 +306,9 @@ def dedicated_server() -> Iterator[DedicatedServer]:
 
 def close_pools_under(dsn_prefix: str) -> None:
     """Close the package's shared pools of every DSN starting with ``dsn_prefix``."""
-    from qwen_pg_integrations.pg import connection
+    from qwen_pg_integrations.pg import _pools
 
-    for dsn in [d for d in list(connection._sync_pools) if d.startswith(dsn_prefix)]:
-        connection.close_pools(dsn)
-    for key in [k for k in list(connection._async_pools) if k[0].startswith(dsn_prefix)]:
-        connection.close_pools(key[0])
+    for dsn in [d for d in list(_pools._sync_pools) if d.startswith(dsn_prefix)]:
+        _pools.close_pools(dsn)
+    for key in [k for k in list(_pools._async_pools) if k[0].startswith(dsn_prefix)]:
+        _pools.close_pools(key[0])

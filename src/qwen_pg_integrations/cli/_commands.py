@@ -5,108 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..errors import ConfigurationError
 from ..rag import StreamContext, StreamDone, StreamToken
-from ._render import chunk_table, ingest_summary, prompt_panel, stdout_console
+from ._kb import open_knowledge_base, run_ingest, threshold_of
+from ._render import chunk_table, prompt_panel, stdout_console
 
 if TYPE_CHECKING:
-    from ..ingest import IngestSummary
     from ..rag.knowledge_base import KnowledgeBase
 
-__all__ = ["DEFAULT_THRESHOLD", "open_knowledge_base", "run", "run_ingest"]
-
-# A relevance score (cosine similarity) under which DashScope text-embedding-v3/v4 chunks are
-# rarely on topic. Tune it for your corpus with `qwen-pg search`.
-DEFAULT_THRESHOLD = 0.45
-
-
-def threshold_of(args: argparse.Namespace, default: float = DEFAULT_THRESHOLD) -> float | None:
-    """The threshold option: a number, ``None`` (off), or ``"auto"`` -> ``default``."""
-    value = args.threshold
-    if value == "auto":
-        return default
-    return None if value is None else float(value)
-
-
-def open_knowledge_base(
-    args: argparse.Namespace,
-    *,
-    chat: bool = True,
-    table: str | None = None,
-    api_key: str | None = None,
-    base_url: str | None = None,
-    threshold: float | None = None,
-) -> KnowledgeBase:
-    """The knowledge base the global options describe."""
-    from ..config import resolve_api_key
-    from ..rag.knowledge_base import KnowledgeBase
-
-    resolve_api_key(api_key)  # fail before touching the database when no key is set
-    return KnowledgeBase.open(
-        args.dsn,
-        table_name=table or args.table,
-        embedding_model=args.embedding_model,
-        dimensions=args.dimensions,
-        chat_model=args.chat_model if chat else None,
-        api_key=api_key,
-        base_url=base_url or args.base_url,
-        k=args.k,
-        score_threshold=threshold if threshold is not None else threshold_of(args),
-        language=args.language,
-    )
-
-
-def run_ingest(
-    kb: KnowledgeBase,
-    paths: list[str | Path],
-    console: Console,
-    *,
-    index: str = "hnsw",
-    chunk_size: int | None = None,
-    chunk_overlap: int | None = None,
-    prune: bool = False,
-) -> IngestSummary:
-    """Ingest with a progress bar, make sure the index exists, print the summary."""
-    from ..ingest import discover
-
-    files = discover(paths)
-    if not files:
-        raise ConfigurationError("No txt, md, html or pdf files under the given paths.")
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"splitting {len(files)} files", total=None)
-
-        def on_start(total: int) -> None:
-            progress.update(task, total=total, description="chunks")
-
-        def on_chunks(path: Path, done: int) -> None:
-            progress.update(task, advance=done, description=path.name)
-
-        summary = kb.ingest(
-            paths if prune else files,
-            chunk_size=chunk_size,
-            chunk_overlap=chunk_overlap,
-            prune=prune,
-            on_start=on_start,
-            on_chunks=on_chunks,
-        )
-        progress.update(task, description=f"{summary.files} files")
-    if index != "none":
-        name = kb.store.create_index(index)
-        console.print(f"vector index: {name} ({index})")
-    console.print(ingest_summary(summary))
-    return summary
+__all__ = ["run"]
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from rich.rule import Rule
 
 from ..rag import StreamContext, StreamDone, StreamToken, condense_messages
 from ..types import ChatMessage
-from ._commands import open_knowledge_base, run_ingest, threshold_of
+from ._kb import open_knowledge_base, run_ingest, threshold_of
 from ._render import chunk_table, prompt_panel
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError, DatabaseConnectionError
+from ._pools import close_pools
 
 __all__ = ["default_data_dir", "embedded_dsn", "stop_embedded"]
 
@@ -70,7 +71,5 @@ def stop_embedded(data_dir: str | Path | None = None) -> None:
     with _lock:
         server = _servers.pop(path, None)
     if server is not None:
-        from .connection import close_pools
-
         close_pools(str(server.get_uri()))
         server.cleanup()

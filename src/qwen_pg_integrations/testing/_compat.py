@@ -29,33 +29,13 @@ from ._native_embed import check_texts, resolve_dimension, resolve_spec
 from ._policy import ChatRequest, Plan, text_of
 from ._stream import pieces
 from ._text import count_tokens
-from ._wire import ApiError, dumps, invalid
+from ._wire import ApiError, Dropped, dumps, invalid, openai_error
 
 if TYPE_CHECKING:
-    from ._server import _Handler
-    from .emulator import DashScopeEmulator
+    from ._roles import Backend, Responder
     from .faults import Fault
 
-__all__ = ["answer_compat", "openai_error"]
-
-_COMPAT_CODES = {
-    "InvalidApiKey": ("invalid_api_key", "invalid_request_error"),
-    "Throttling.AllocationQuota": ("insufficient_quota", "insufficient_quota"),
-    "DataInspectionFailed": ("data_inspection_failed", "data_inspection_failed"),
-    "InternalError": ("internal_error", "internal_error"),
-}
-
-
-def openai_error(err: ApiError, request_id: str) -> dict[str, Any]:
-    """The OpenAI-shaped error body of compatible mode."""
-    code, kind = _COMPAT_CODES.get(err.code, (err.code, err.code))
-    message = err.message
-    if err.code == "InvalidApiKey":
-        message = "Incorrect API key provided. "
-    return {
-        "error": {"message": message, "type": kind, "param": None, "code": code},
-        "request_id": request_id,
-    }
+__all__ = ["answer_compat"]
 
 
 def _chat_request(body: dict[str, Any], stream: bool) -> ChatRequest:
@@ -173,7 +153,7 @@ def _chunks(plan: Plan, req: ChatRequest, rid: str, size: int, usage: bool) -> l
 
 
 def _answer_chat(
-    emu: DashScopeEmulator, handler: _Handler, body: dict[str, Any], fault: Fault | None
+    emu: Backend, handler: Responder, body: dict[str, Any], fault: Fault | None
 ) -> None:
     rec = handler.record
     req = _chat_request(body, rec.stream)
@@ -197,15 +177,13 @@ def _answer_chat(
         err = openai_error(ApiError(*midstream), rec.request_id)
         handler.write_chunk(b"data: " + dumps(err) + b"\n\n")
     elif fault is not None and fault.drop:
-        from ._server import _Dropped
-
-        raise _Dropped
+        raise Dropped
     else:
         handler.write_chunk(b"data: [DONE]\n\n")
     handler.end_chunks()
 
 
-def _answer_embeddings(handler: _Handler, body: dict[str, Any]) -> None:
+def _answer_embeddings(handler: Responder, body: dict[str, Any]) -> None:
     spec = resolve_spec(body.get("model"))
     texts = check_texts(spec, body.get("input"))
     dimension = resolve_dimension(spec, body.get("dimensions"), "dimensions")
@@ -231,9 +209,7 @@ def _answer_embeddings(handler: _Handler, body: dict[str, Any]) -> None:
     )
 
 
-def answer_compat(
-    emu: DashScopeEmulator, handler: _Handler, body: Any, fault: Fault | None
-) -> None:
+def answer_compat(emu: Backend, handler: Responder, body: Any, fault: Fault | None) -> None:
     """Answer a compatible-mode call (raises :class:`ApiError` for error answers)."""
     if not isinstance(body, dict):
         raise invalid("Required body invalid, please check the request body format.", algo=False)

@@ -18,14 +18,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from ._records import RecordedRequest
-from ._wire import ApiError, dumps, native_error_body, sse_event
+from ._wire import ApiError, Dropped, dumps, native_error_body, openai_error, sse_event
 from .faults import message_for
 
 if TYPE_CHECKING:
-    from .emulator import DashScopeEmulator
+    from ._roles import Backend
     from .faults import Fault
 
-__all__ = ["EmulatorServer"]
+__all__ = ["EmulatorServer", "Handler"]
 
 NATIVE_ROUTES = {
     "/api/v1/services/aigc/text-generation/generation": "generation",
@@ -45,8 +45,8 @@ class EmulatorServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], emulator: DashScopeEmulator) -> None:
-        super().__init__(address, _Handler)
+    def __init__(self, address: tuple[str, int], emulator: Backend) -> None:
+        super().__init__(address, Handler)
         self.emulator = emulator
         self._sockets: set[socket.socket] = set()
         self._sockets_lock = threading.Lock()
@@ -70,15 +70,13 @@ class EmulatorServer(ThreadingHTTPServer):
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-class _Dropped(Exception):
-    """The fault asked to end the connection without an answer."""
-
-
 class _Answered(Exception):
     """A fault already answered; stop processing (the connection stays usable)."""
 
 
-class _Handler(BaseHTTPRequestHandler):
+class Handler(BaseHTTPRequestHandler):
+    """One HTTP exchange: reads and records the request, writes JSON or SSE answers."""
+
     protocol_version = "HTTP/1.1"
     server: EmulatorServer
     server_version = "DashScopeEmulator/1"
@@ -144,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._dispatch(emu, body)
         except _Answered:
             pass
-        except _Dropped:
+        except Dropped:
             self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -156,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self.close_connection = True
 
-    def _dispatch(self, emu: DashScopeEmulator, body: Any) -> None:
+    def _dispatch(self, emu: Backend, body: Any) -> None:
         rec = self.record
         if emu.latency:
             time.sleep(emu.latency)
@@ -175,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             emu._leave()
 
-    def _answer(self, emu: DashScopeEmulator, body: Any) -> None:
+    def _answer(self, emu: Backend, body: Any) -> None:
         fault = emu._faults.take(self.record.endpoint, self.record.stream)
         if fault is not None:
             self._apply_fault(emu, fault)
@@ -188,15 +186,15 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as err:
             self.send_error_answer(err, fault)
 
-    def _apply_fault(self, emu: DashScopeEmulator, fault: Fault) -> None:
+    def _apply_fault(self, emu: Backend, fault: Fault) -> None:
         self.record.fault = repr(fault)
         if fault.latency:
             time.sleep(fault.latency)
         if fault.timeout:
             emu._stopping.wait(fault.hang_seconds)
-            raise _Dropped
+            raise Dropped
         if fault.drop and (fault.after_chunks is None or not self.record.stream):
-            raise _Dropped
+            raise Dropped
         error = fault.error()
         if error is not None:
             self.send_error_answer(ApiError(*error), fault)
@@ -242,8 +240,6 @@ class _Handler(BaseHTTPRequestHandler):
         emu = self.server.emulator
         rec = self.record
         if rec.protocol == "openai":
-            from ._compat import openai_error
-
             self.send_json(err.status, openai_error(err, rec.request_id))
             return
         body = native_error_body(err.code, err.message, rec.request_id)
@@ -275,5 +271,5 @@ class _Handler(BaseHTTPRequestHandler):
             body = native_error_body(code, message, self.record.request_id)
             self.write_chunk(sse_event(stop_after + 1, body, status=status, event="error"))
         elif fault is not None and fault.drop:
-            raise _Dropped
+            raise Dropped
         self.end_chunks()

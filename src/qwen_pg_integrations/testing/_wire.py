@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["ApiError", "dumps", "native_error_body", "sse_event"]
+__all__ = ["ApiError", "Dropped", "dumps", "native_error_body", "openai_error", "sse_event"]
 
 ALGO = "<400> InternalError.Algo.InvalidParameter: "
 
@@ -30,6 +30,30 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+class Dropped(Exception):
+    """The fault asked to end the connection without an answer."""
+
+
+_COMPAT_CODES = {
+    "InvalidApiKey": ("invalid_api_key", "invalid_request_error"),
+    "Throttling.AllocationQuota": ("insufficient_quota", "insufficient_quota"),
+    "DataInspectionFailed": ("data_inspection_failed", "data_inspection_failed"),
+    "InternalError": ("internal_error", "internal_error"),
+}
+
+
+def openai_error(err: ApiError, request_id: str) -> dict[str, Any]:
+    """The OpenAI-shaped error body of compatible mode."""
+    code, kind = _COMPAT_CODES.get(err.code, (err.code, err.code))
+    message = err.message
+    if err.code == "InvalidApiKey":
+        message = "Incorrect API key provided. "
+    return {
+        "error": {"message": message, "type": kind, "param": None, "code": code},
+        "request_id": request_id,
+    }
 
 
 def invalid(message: str, algo: bool = True) -> ApiError:

@@ -72,7 +72,7 @@ from ._native_chat import parse_native_chat, render_body, render_events
 from ._native_embed import embed_response, parse_embedding
 from ._policy import ChatRequest, Plan, default_plan, finalize, plan_from_script
 from ._records import RecordedRequest, RequestLog
-from ._server import EmulatorServer, _Handler
+from ._server import EmulatorServer, Handler
 from ._wire import ApiError
 from .faults import Endpoint, Fault, FaultQueue, message_for
 from .scripts import ScriptedReply, ScriptQueue
@@ -277,7 +277,7 @@ class DashScopeEmulator:
 
     # --- endpoint dispatch (called by the handler thread) --------------------------------
 
-    def _answer(self, handler: _Handler, body: Any, fault: Fault | None) -> None:
+    def _answer(self, handler: Handler, body: Any, fault: Fault | None) -> None:
         rec = handler.record
         if rec.protocol == "openai":
             answer_compat(self, handler, body, fault)
