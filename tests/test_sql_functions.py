@@ -232,6 +232,24 @@ def test_rag_on_a_table_without_embedding_column_is_a_clear_error(db: Any):
     assert "not a table in the package's format" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("SELECT qwen_pg.rag('q', NULL)", "tbl is NULL"),
+        ("SELECT qwen_pg.rag('q', NULL, 3, 0.5)", "tbl is NULL"),
+        ("SELECT qwen_pg.rag(NULL, 'plain')", "question is empty"),
+        ("SELECT qwen_pg.rag('q', 'plain', 0)", "k must be a positive number"),
+    ],
+)
+def test_rag_with_null_or_bad_arguments_is_a_clear_error(db: Any, call: str, message: str):
+    db.execute("CREATE TABLE IF NOT EXISTS plain (id int, body text)")
+    with pytest.raises(psycopg.Error) as info:
+        db.execute(call)
+    assert info.value.sqlstate == "22023", str(info.value)
+    assert message in str(info.value)
+    assert "IndexError" not in str(info.value)
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 

@@ -29,6 +29,8 @@ Every exception the package raises on purpose derives from :class:`QwenPGError`,
         ├── SchemaMismatchError            a table made for another model, dimension or distance
         └── PLPythonUnavailableError       in-database functions need plpython3u
 
+Warnings the package gives derive from :class:`QwenPGWarning` (a ``UserWarning``).
+
 Errors keep the DashScope ``request_id``, HTTP ``status_code`` and service ``code`` so
 that support tickets can quote them. Keys and passwords never appear in a message.
 """
@@ -55,6 +57,7 @@ __all__ = [
     "PLPythonUnavailableError",
     "PermissionDeniedError",
     "QwenPGError",
+    "QwenPGWarning",
     "RateLimitError",
     "SchemaMismatchError",
     "ServerError",
@@ -68,6 +71,10 @@ __all__ = [
 
 class QwenPGError(Exception):
     """Root of every error raised by qwen-pg-integrations."""
+
+
+class QwenPGWarning(UserWarning):
+    """Something works but deserves attention (e.g. a table whose embedding model is unknown)."""
 
 
 # --- configuration and input -------------------------------------------------------------

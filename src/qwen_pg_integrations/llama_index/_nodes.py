@@ -31,6 +31,7 @@ from llama_index.core.schema import (
 
 from ..errors import InvalidInputError
 from ..pg import Record
+from ..pg.records import clean_metadata
 
 __all__ = ["NODE_PREFIX", "REF_DOC_KEY", "node_to_record", "record_to_node"]
 
@@ -53,9 +54,11 @@ def node_to_record(node: BaseNode) -> Record:
             f"Node {node.node_id!r} has no embedding: embed nodes before adding them "
             "(VectorStoreIndex and IngestionPipeline do, given an embed_model)."
         )
+    # The node's metadata by the core's rules (the same for every store: NaN, lone surrogates
+    # and non-string keys refused; pydantic's JSON mode would turn NaN into null silently).
+    metadata = clean_metadata(node.metadata, owner=f"node {node.node_id!r}")
     # Defaults are left out (restored on load), so rows carry only what the node changed.
     dumped = node.model_dump(mode="json", exclude_defaults=True)
-    metadata: dict[str, Any] = dict(dumped.get("metadata") or {})
     reserved = [k for k in metadata if k.startswith(NODE_PREFIX)]
     if reserved:
         raise InvalidInputError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import (
@@ -46,18 +47,27 @@ class PGVectorStore(BasePydanticVectorStore):
     (alias ``similarity_cutoff``; relevance in [0, 1], applied in SQL; vector modes only),
     ``mmr_prefetch_k`` / ``mmr_prefetch_factor``, ``rrf_k``, ``ef_search``, ``probes``.
 
+    ``HYBRID`` returns the ``hybrid_top_k`` (else ``similarity_top_k``) rows of the fused
+    ranking (reciprocal rank fusion of the vector and full-text rankings, in one statement),
+    not the union of a dense top-k and a sparse top-k that other stores return.
+
     Args:
         connection: a DSN, a psycopg connection or pool, or None for ``QWEN_PG_DSN`` (else the
             embedded server).
         table_name: the collection table (shared with the LangChain store).
-        embed_dim: vector dimension; None takes it from the table's catalog row or first write.
+        embed_model: the embedding model the table is filled with: its ``model_name`` is
+            recorded in the catalog (opening the table with another model, from either
+            framework, raises ``SchemaMismatchError``) and its dimension is the table's.
+        embed_dim: vector dimension, when no ``embed_model`` states it; None takes it from the
+            table's catalog row or the first write.
         schema_name, distance, embedding_model, text_search: passed to the core store.
 
     Example:
         >>> from llama_index.core import VectorStoreIndex
         >>> from qwen_pg_integrations.llama_index import DashScopeEmbedding, PGVectorStore, Qwen
-        >>> store = PGVectorStore(table_name="docs", embed_dim=1024)  # doctest: +SKIP
-        >>> index = VectorStoreIndex.from_vector_store(store, embed_model=DashScopeEmbedding())
+        >>> embed = DashScopeEmbedding()
+        >>> store = PGVectorStore(table_name="docs", embed_model=embed)  # doctest: +SKIP
+        >>> index = VectorStoreIndex.from_vector_store(store, embed_model=embed)
         >>> index.as_query_engine(llm=Qwen()).query("What is pgvector?")  # doctest: +SKIP
     """
 
@@ -73,8 +83,15 @@ class PGVectorStore(BasePydanticVectorStore):
     _store: PGStore = PrivateAttr()
 
     def __init__(
-        self, *, connection: Any = None, store: PGStore | None = None, **data: Any
+        self,
+        *,
+        connection: Any = None,
+        store: PGStore | None = None,
+        embed_model: BaseEmbedding | None = None,
+        **data: Any,
     ) -> None:
+        if embed_model is not None:
+            data.update(_from_embed_model(embed_model, data))
         super().__init__(**data)
         self._store = store or PGStore(
             connection,
@@ -164,6 +181,32 @@ class PGVectorStore(BasePydanticVectorStore):
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         method, args, options = _plan(query, kwargs)
         return _result(await getattr(self._store, "a" + method)(*args, **options))
+
+
+def _from_embed_model(model: BaseEmbedding, data: dict[str, Any]) -> dict[str, Any]:
+    """The model name and dimension an embedding model states (``model_name``; ``dimensions``,
+    ``embed_dim`` or ``dimension`` when it has one), checked against what was also given."""
+    if not isinstance(model, BaseEmbedding):
+        raise InvalidInputError(
+            f"embed_model must be a LlamaIndex BaseEmbedding, got {type(model).__name__}"
+        )
+    out: dict[str, Any] = {}
+    name = getattr(model, "model_name", None)
+    if isinstance(name, str) and name and name != "unknown":
+        out["embedding_model"] = name
+    for attr in ("dimensions", "embed_dim", "dimension"):
+        dim = getattr(model, attr, None)
+        if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0:
+            out["embed_dim"] = dim
+            break
+    for key, value in out.items():
+        given = data.get(key)
+        if given is not None and given != value:
+            raise InvalidInputError(
+                f"{key}={given!r} contradicts embed_model ({value!r}): leave {key} out, the "
+                "store takes it from the model"
+            )
+    return out
 
 
 def _plan(

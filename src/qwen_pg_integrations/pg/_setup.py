@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
 from .. import __version__
-from ..errors import ExtensionError, InvalidInputError, SchemaMismatchError, StorageError
+from ..errors import (
+    ExtensionError,
+    InvalidInputError,
+    QwenPGWarning,
+    SchemaMismatchError,
+    StorageError,
+)
 from ._plan import Exec, Plan
 from .records import Distance
 from .schema import (
@@ -239,6 +246,15 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
     if regclass is None:
         for stmt in table_ddl(spec):
             yield Exec(stmt)
+        if spec.embedding_model is None:
+            warnings.warn(
+                f"table {schema}.{req.table} was created without an embedding model recorded: "
+                "the catalog cannot refuse vectors of another model later. Pass "
+                "embedding_model=... (LangChain: embeddings with a 'model' attribute; "
+                "LlamaIndex: embed_model=...).",
+                QwenPGWarning,
+                stacklevel=2,
+            )
     values = (
         schema,
         req.table,

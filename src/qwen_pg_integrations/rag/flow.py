@@ -44,6 +44,7 @@ __all__ = [
     "RetrievedChunk",
     "Step",
     "answer_messages",
+    "check_question",
     "condense_messages",
     "format_context",
     "rag_flow",
@@ -283,6 +284,18 @@ def _clean_rewrite(text: str, fallback: str) -> str:
     return line or fallback
 
 
+def check_question(question: str | None) -> str:
+    """The question without surrounding white space.
+
+    Raises:
+        InvalidInputError: the question is empty (or ``None``).
+    """
+    question = (question or "").strip()
+    if not question:
+        raise InvalidInputError("The question is empty: ask something.")
+    return question
+
+
 def rag_flow(
     question: str, config: RagConfig, history: Sequence[ChatMessage] = ()
 ) -> Generator[Step, Any, RagResult]:
@@ -291,9 +304,7 @@ def rag_flow(
     Raises:
         InvalidInputError: the question is empty.
     """
-    question = question.strip()
-    if not question:
-        raise InvalidInputError("The question is empty: ask something.")
+    question = check_question(question)
     language = resolve_language(config.language, question)
     standalone = question
     if history and config.condense and any(m.content.strip() for m in history):

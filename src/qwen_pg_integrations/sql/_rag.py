@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import InvalidInputError, QwenPGError
 from ..rag import RagConfig, RetrievedChunk, rag_flow, run_flow
+from ..rag.flow import check_question
 from ..types import ChatMessage
 from ._plpy import Plpy, raise_pg
 
@@ -93,7 +94,7 @@ def rag(
     plpy: Plpy,
     gd: MutableMapping[str, Any],
     question: str | None,
-    tbl: str,
+    tbl: str | None,
     k: int | None,
     threshold: float | None,
     model: str | None,
@@ -109,6 +110,14 @@ def rag(
     """
     del gd  # everything that needs the key goes through SQL (embed, chat)
     try:
+        check_question(question)
+        if tbl is None:
+            raise InvalidInputError(
+                "tbl is NULL: pass the collection table, e.g. "
+                "SELECT * FROM qwen_pg.rag('question', 'my_docs')."
+            )
+        if k is not None and k < 1:
+            raise InvalidInputError(f"k must be a positive number of chunks, not {k}.")
         if threshold is not None and not -1.0 <= threshold <= 1.0:
             raise InvalidInputError(
                 f"threshold is a cosine similarity in [-1, 1], not {threshold}."
