@@ -37,8 +37,8 @@ def main() -> None:
 
     llm = ChatQwen(model="qwen-plus")
     tools = [
-        create_search_tool(store, k=3, score_threshold=0.2),
-        create_answer_tool(create_rag_chain(store, llm, k=3, score_threshold=0.2)),
+        create_search_tool(store, k=3, score_threshold=0.5),
+        create_answer_tool(create_rag_chain(store, llm, k=3, score_threshold=0.5)),
     ]
     agent = create_agent(
         llm,

@@ -38,7 +38,7 @@ def main() -> None:
         store,
         ChatQwen(model="qwen-plus"),
         k=3,
-        score_threshold=0.2,
+        score_threshold=0.5,
         condense_llm=ChatQwen(model="qwen-turbo"),  # a fast model rewrites follow-ups
     )
 

@@ -28,7 +28,7 @@ def main() -> None:
     )
 
     engine = create_query_engine(
-        index, Qwen(model="qwen-plus"), similarity_top_k=3, similarity_cutoff=0.2
+        index, Qwen(model="qwen-plus"), similarity_top_k=3, similarity_cutoff=0.5
     )
     for question in ("PolarDB 如何实现存储计算分离？", "What does text_type mean for embeddings?"):
         response = engine.query(question)

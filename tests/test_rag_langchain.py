@@ -51,7 +51,7 @@ def _messages(request: Any) -> list[dict[str, Any]]:
 def test_chain_is_a_runnable_and_answers_from_the_store_with_scored_sources(
     store: PGVectorStore, dashscope_emulator: DashScopeEmulator
 ) -> None:
-    chain = create_rag_chain(store, ChatQwen(), k=2, score_threshold=0.2)
+    chain = create_rag_chain(store, ChatQwen(), k=2, score_threshold=0.5)
     assert isinstance(chain, Runnable)
     out = chain.invoke("Which indexes does pgvector support?")
     assert out["answer"] == "Based on the context: pgvector supports HNSW and IVFFlat indexes."
@@ -99,7 +99,7 @@ def test_configured_no_context_answer_and_custom_prompt(
 def test_stream_yields_sources_first_then_answer_tokens(
     store: PGVectorStore, dashscope_emulator: DashScopeEmulator
 ) -> None:
-    chain = create_rag_chain(store, ChatQwen(), k=2, score_threshold=0.2)
+    chain = create_rag_chain(store, ChatQwen(), k=2, score_threshold=0.5)
     chunks = list(chain.stream("Which indexes does pgvector support?"))
     assert "context" in chunks[0] and "answer" not in chunks[0]
     tokens = [c["answer"] for c in chunks[1:]]
@@ -111,7 +111,7 @@ def test_stream_yields_sources_first_then_answer_tokens(
 async def test_async_invoke_stream_and_batch(
     store: PGVectorStore, dashscope_emulator: DashScopeEmulator
 ) -> None:
-    chain = create_rag_chain(store, ChatQwen(), k=2, score_threshold=0.2)
+    chain = create_rag_chain(store, ChatQwen(), k=2, score_threshold=0.5)
     out = await chain.ainvoke("PolarDB storage?")
     assert out["answer"] == "Based on the context: PolarDB separates compute and storage."
     parts = [c async for c in chain.astream("PolarDB storage?")]
@@ -180,7 +180,7 @@ def test_plain_retriever_without_scores_works_but_refuses_a_threshold(
 def test_any_langchain_vector_store_works(dashscope_emulator: DashScopeEmulator) -> None:
     memory = InMemoryVectorStore(DashScopeEmbeddings())
     memory.add_texts(TEXTS)
-    out = create_rag_chain(memory, ChatQwen(), k=1, score_threshold=0.2).invoke("PolarDB storage?")
+    out = create_rag_chain(memory, ChatQwen(), k=1, score_threshold=0.5).invoke("PolarDB storage?")
     assert out["context"][0].page_content == TEXTS[1]
 
 

@@ -46,7 +46,7 @@ def _generations(emu: DashScopeEmulator) -> list[Any]:
 def test_query_answers_with_source_nodes_and_scores(
     index: VectorStoreIndex, dashscope_emulator: DashScopeEmulator
 ) -> None:
-    engine = create_query_engine(index, Qwen(), similarity_top_k=2, similarity_cutoff=0.2)
+    engine = create_query_engine(index, Qwen(), similarity_top_k=2, similarity_cutoff=0.5)
     response = engine.query("Which indexes does pgvector support?")
     assert isinstance(response, Response)
     assert str(response) == "Based on the context: pgvector supports HNSW and IVFFlat indexes."
@@ -81,8 +81,8 @@ def test_same_answer_as_the_langchain_chain_on_the_same_table(
     table = table_name  # the fixture's index was built on this table
     lc_store = LCStore(DashScopeEmbeddings(), connection=pg_dsn, table_name=table)
     question = "通义千问是什么？"
-    chain_out = create_rag_chain(lc_store, ChatQwen(), k=2, score_threshold=0.2).invoke(question)
-    engine = create_query_engine(index, Qwen(), similarity_top_k=2, similarity_cutoff=0.2)
+    chain_out = create_rag_chain(lc_store, ChatQwen(), k=2, score_threshold=0.5).invoke(question)
+    engine = create_query_engine(index, Qwen(), similarity_top_k=2, similarity_cutoff=0.5)
     response = engine.query(question)
     assert str(response) == chain_out["answer"]
     lc_prompt, li_prompt = (g.body["input"]["messages"] for g in _generations(dashscope_emulator))

@@ -38,7 +38,7 @@ def _generations(emu: DashScopeEmulator) -> list[Any]:
 
 
 def test_search_tool_returns_numbered_passages_and_documents(store: PGVectorStore) -> None:
-    tool = create_search_tool(store, k=2, score_threshold=0.2)
+    tool = create_search_tool(store, k=2, score_threshold=0.5)
     message = tool.invoke(
         {"type": "tool_call", "id": "c1", "name": tool.name, "args": {"query": "pgvector indexes"}}
     )

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "REGION_BASE_URLS",
     "redact_dsn",
+    "redact_text",
     "resolve_api_key",
     "resolve_base_url",
     "resolve_dsn",
@@ -73,3 +74,23 @@ def redact_dsn(dsn: str) -> str:
     """The DSN with any password replaced by ``***`` (URL and key=value forms)."""
     dsn = _URL_PASSWORD.sub(r"\1***\3", dsn)
     return _KV_PASSWORD.sub(r"\1***", dsn)
+
+
+def _secrets(dsn: str) -> list[str]:
+    """Every piece of ``dsn`` that may be (part of) its password, even if it is malformed."""
+    found: list[str] = []
+    kv = re.search(r"password\s*=\s*(.*)", dsn, re.IGNORECASE)
+    if kv:
+        found.extend(p.strip("'\"") for p in kv.group(1).split())
+    url = re.search(r"://[^:/@\s]*:([^@]*)@", dsn)
+    if url:
+        found.append(url.group(1))
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def redact_text(text: str, dsn: str) -> str:
+    """``text`` (e.g. a driver's message about ``dsn``) with every piece of the DSN's password
+    replaced by ``***``: parse errors quote fragments of a malformed DSN."""
+    for secret in _secrets(dsn):
+        text = text.replace(secret, "***")
+    return redact_dsn(text)

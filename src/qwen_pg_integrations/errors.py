@@ -27,6 +27,7 @@ Every exception the package raises on purpose derives from :class:`QwenPGError`,
         ├── DatabaseConnectionError        the server cannot be reached
         ├── ExtensionError                 pgvector missing, not installable, or too old
         ├── SchemaMismatchError            a table made for another model, dimension or distance
+        ├── TableNotFoundError             the table does not exist and may not be created
         └── PLPythonUnavailableError       in-database functions need plpython3u
 
 Warnings the package gives derive from :class:`QwenPGWarning` (a ``UserWarning``).
@@ -62,6 +63,7 @@ __all__ = [
     "SchemaMismatchError",
     "ServerError",
     "StorageError",
+    "TableNotFoundError",
     "ToolCallRequiredError",
     "UnsupportedModelError",
     "error_class_for",
@@ -281,6 +283,21 @@ class ExtensionError(StorageError):
 
 class SchemaMismatchError(StorageError):
     """The table was made for another embedding model, dimension or distance."""
+
+
+class TableNotFoundError(StorageError):
+    """The collection table does not exist and the store may not create it
+    (``create_table=False``, e.g. the CLI's read commands).
+
+    Attributes:
+        schema: the schema looked in.
+        table: the table name.
+    """
+
+    def __init__(self, message: str, *, schema: str, table: str) -> None:
+        super().__init__(message)
+        self.schema = schema
+        self.table = table
 
 
 class PLPythonUnavailableError(StorageError):

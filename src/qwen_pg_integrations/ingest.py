@@ -24,7 +24,7 @@ import itertools
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -107,7 +107,17 @@ class ChunkSink(Protocol):
 
 @dataclass
 class IngestSummary:
-    """What one ingest run did."""
+    """What one ingest run did.
+
+    Attributes:
+        files: files ingested.
+        chunks: their chunks.
+        new: chunks embedded and stored.
+        skipped: chunks already stored (unchanged), not embedded again.
+        deleted: stale chunks deleted.
+        seconds: how long it took.
+        unsupported: files found in the given folders whose type is not supported (not read).
+    """
 
     files: int = 0
     chunks: int = 0
@@ -115,6 +125,7 @@ class IngestSummary:
     skipped: int = 0
     deleted: int = 0
     seconds: float = 0.0
+    unsupported: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -138,8 +149,12 @@ def chunk_id(source: str, content: str, occurrence: int = 0) -> str:
     return digest[:32]
 
 
-def discover(paths: Iterable[str | Path]) -> list[Path]:
+def discover(paths: Iterable[str | Path], *, unsupported: list[Path] | None = None) -> list[Path]:
     """The supported files under ``paths`` (folders are walked), sorted, without duplicates.
+
+    Hidden files and folders (``.git``, ``.venv``, ``.DS_Store``...) inside a folder are not
+    looked at. Other files of an unsupported type found in folders are appended to
+    ``unsupported`` when it is given, so the caller can report them.
 
     Raises:
         InvalidInputError: a path does not exist, or a file given by name has an unsupported type.
@@ -151,8 +166,14 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
             raise InvalidInputError(f"{raw}: no such file or folder.")
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in SUPPORTED_SUFFIXES:
+                if not child.is_file() or any(
+                    part.startswith(".") for part in child.relative_to(path).parts
+                ):
+                    continue
+                if child.suffix.lower() in SUPPORTED_SUFFIXES:
                     found.setdefault(source_key(child), child)
+                elif unsupported is not None:
+                    unsupported.append(child)
         elif path.suffix.lower() in SUPPORTED_SUFFIXES:
             found.setdefault(source_key(path), path)
         else:

@@ -10,9 +10,9 @@ them. Errors print one line that says what to do, and the exit code is non-zero.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,7 +71,7 @@ def _global_options(
         default="auto",
         help=(
             "minimum relevance score 0..1 for a chunk to be used; 'none' turns it off "
-            "(default auto: 0.45; the offline demo uses a lower one for the emulator)"
+            "(default auto: 0.45)"
         ),
     )
     add(
@@ -161,17 +161,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.dsn is None:
         args.dsn = os.environ.get("QWEN_PG_DSN") or None
-    # platformdirs warns on every start of the embedded server in containers without a session
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     from ..errors import QwenPGError
 
     try:
+        if args.dsn is not None:
+            from ..pg.connection import check_dsn
+
+            check_dsn(args.dsn)  # a malformed DSN is a connection error, before anything runs
         from ._commands import run
 
         return run(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
     except QwenPGError as err:
         if args.debug:
             raise
@@ -188,9 +192,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _one_line(err: BaseException) -> str:
-    from ..errors import MissingAPIKeyError
+def _closed_pipe() -> int:
+    """The reader of our output went away (``qwen-pg search x | head``): stop quietly.
 
+    stdout is pointed at /dev/null so the interpreter's final flush does not fail again.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
+
+
+def _one_line(err: BaseException) -> str:
+    from ..errors import MissingAPIKeyError, TableNotFoundError
+
+    if isinstance(err, TableNotFoundError):
+        option = "" if err.table == DEFAULT_TABLE else f" --table {err.table}"
+        return (
+            f"table {err.schema}.{err.table} does not exist: ingest documents into it first "
+            f"(qwen-pg ingest PATH{option}), or name another table with --table "
+            "(qwen-pg status lists them). Nothing was created."
+        )
     if isinstance(err, MissingAPIKeyError):
         return (
             "no DashScope API key: set DASHSCOPE_API_KEY (create one in the Model Studio "

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from ..errors import InvalidInputError
 from ..rag import StreamContext, StreamDone, StreamToken
 from ._kb import open_knowledge_base, run_ingest, threshold_of
 from ._render import chunk_table, prompt_panel, stdout_console
@@ -78,7 +79,7 @@ def stream_answer(
 
 def cmd_ask(args: argparse.Namespace) -> int:
     console = stdout_console()
-    kb = open_knowledge_base(args)
+    kb = open_knowledge_base(args, create=False)
     try:
         stream_answer(kb, args.question, console, show_prompt=args.show_prompt)
     finally:
@@ -88,7 +89,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     console = stdout_console()
-    kb = open_knowledge_base(args, chat=False)
+    if not args.text.strip():
+        raise InvalidInputError("the search text is empty: give the words to search for.")
+    kb = open_knowledge_base(args, chat=False, create=False)
     try:
         chunks = kb.search(args.text, k=args.k, mode=args.mode)
     finally:

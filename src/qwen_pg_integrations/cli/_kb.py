@@ -39,8 +39,10 @@ def open_knowledge_base(
     api_key: str | None = None,
     base_url: str | None = None,
     threshold: float | None = None,
+    create: bool = True,
 ) -> KnowledgeBase:
-    """The knowledge base the global options describe."""
+    """The knowledge base the global options describe (``create=False``: read commands, which
+    never create anything)."""
     from ..config import resolve_api_key
     from ..rag.knowledge_base import KnowledgeBase
 
@@ -56,6 +58,7 @@ def open_knowledge_base(
         k=args.k,
         score_threshold=threshold if threshold is not None else threshold_of(args),
         language=args.language,
+        create_table=create,
     )
 
 
@@ -72,9 +75,11 @@ def run_ingest(
     """Ingest with a progress bar, make sure the index exists, print the summary."""
     from ..ingest import discover
 
-    files = discover(paths)
+    unsupported: list[Path] = []
+    files = discover(paths, unsupported=unsupported)
     if not files:
-        raise ConfigurationError("No txt, md, html or pdf files under the given paths.")
+        others = f" ({_unsupported(unsupported)})" if unsupported else ""
+        raise ConfigurationError(f"No txt, md, html or pdf files under the given paths{others}.")
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -102,5 +107,19 @@ def run_ingest(
     if index != "none":
         name = kb.store.create_index(index)
         console.print(f"vector index: {name} ({index})")
+    summary.unsupported = [str(p) for p in unsupported]  # found by this walk of the paths
     console.print(ingest_summary(summary))
+    if summary.unsupported:
+        console.print(f"[yellow]{_unsupported([Path(p) for p in summary.unsupported])}[/]")
     return summary
+
+
+def _unsupported(paths: list[Path], shown: int = 10) -> str:
+    """``skipped 3 files of unsupported type: a.docx, b.png, c.xlsx (supported: ...)``."""
+    from ..ingest import SUPPORTED_SUFFIXES
+
+    names = ", ".join(str(p) for p in paths[:shown])
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    noun = "file" if len(paths) == 1 else "files"
+    kinds = " ".join(SUPPORTED_SUFFIXES)
+    return f"skipped {len(paths)} {noun} of unsupported type: {names}{more} (supported: {kinds})"

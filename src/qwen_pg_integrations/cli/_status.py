@@ -35,12 +35,17 @@ def collect_status(dsn: str) -> dict[str, Any]:
     import psycopg
     from psycopg import sql
 
+    from ..config import redact_text
+    from ..pg.connection import check_dsn
+
+    check_dsn(dsn)
     try:
         conn = psycopg.connect(dsn, connect_timeout=10, autocommit=True)
     except psycopg.OperationalError as err:
+        reason = redact_text(" ".join(str(err).split())[:200], dsn)
         raise DatabaseConnectionError(
-            f"cannot reach the database ({' '.join(str(err).split())[:200]}); check --dsn / "
-            "QWEN_PG_DSN, that the server runs and accepts connections from here."
+            f"cannot reach the database ({reason}); check --dsn / QWEN_PG_DSN, that the "
+            "server runs and accepts connections from here."
         ) from None
     with conn:
         status: dict[str, Any] = {}

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..rag import RagResult
     from ..rag.knowledge_base import KnowledgeBase
 
-__all__ = ["DEMO_QUESTIONS", "EMULATOR_THRESHOLD", "run_demo"]
+__all__ = ["DEMO_QUESTIONS", "OFFLINE_TABLE", "run_demo"]
 
 DEMO_QUESTIONS = (
     "pgvector 的 HNSW 和 IVFFlat 索引应该怎么选择？",
@@ -38,10 +38,11 @@ DEMO_QUESTIONS = (
 FOLLOW_UP = ("How does PolarDB separate compute from storage?", "How fast can it add read nodes?")
 FOLLOW_UP_REWRITE = "How fast can PolarDB add read-only nodes?"
 
-# The emulator's lexical vectors give lower cosine similarities than a real embedding model:
-# on the bundled corpus, on-topic chunks score 0.25-0.45 and off-topic questions about 0.1.
-EMULATOR_THRESHOLD = 0.25
 DEMO_TABLE = "qwen_pg_demo"
+# Offline vectors go to a table of their own (never mixed with real ones). Its name changed
+# when the emulator's vectors got realistic similarity ranges (0.35 unrelated, 0.5-0.7 on
+# topic), so a table made by an older emulator is not reused.
+OFFLINE_TABLE = DEMO_TABLE + "_offline"
 
 _OFFLINE_NOTE = (
     "DASHSCOPE_API_KEY is not set, so this demo runs offline against the bundled DashScope "
@@ -119,8 +120,6 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
             emulator = stack.enter_context(DashScopeEmulator())
             api_key, base_url = emulator.api_key, emulator.base_url
             _no_proxy_for_loopback()
-            if args.threshold == "auto":
-                threshold = EMULATOR_THRESHOLD
             note = _OFFLINE_NOTE.format(
                 url=base_url, emb=args.embedding_model, chat=args.chat_model
             )
@@ -130,8 +129,7 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
                 f"Using DashScope: {args.embedding_model} for embeddings, {args.chat_model} "
                 "for answers."
             )
-        # a table of its own, so emulator vectors never mix with real ones
-        table = DEMO_TABLE + ("_emulator" if offline else "")
+        table = OFFLINE_TABLE if offline else DEMO_TABLE
         where = "the embedded PostgreSQL server" if not args.dsn else "the server of --dsn"
         console.print(f"knowledge base: table [bold]{table}[/] on {where}")
         kb = open_knowledge_base(

@@ -19,7 +19,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from ..config import redact_dsn
+from ..config import redact_dsn, redact_text
 from ..errors import DatabaseConnectionError
 
 __all__ = ["aclose_loop_pool", "checkout", "close_pools", "loop_pool", "sync_pool"]
@@ -34,8 +34,8 @@ _async_pools: dict[tuple[str, int], _LoopPool] = {}
 
 
 def _connect_error(dsn: str, err: BaseException) -> DatabaseConnectionError:
-    detail = redact_dsn(
-        str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    detail = redact_text(
+        str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, dsn
     )
     return DatabaseConnectionError(
         f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {detail}. Check the DSN "

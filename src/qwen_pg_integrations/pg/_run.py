@@ -32,7 +32,7 @@ from psycopg.pq import TransactionStatus
 from ._plan import Plan, Pull, Stepper, Task, Unit, run_async, run_sync
 from .connection import Engine
 
-__all__ = ["CONFLICT_RETRIES", "Attempts", "Runner", "operation"]
+__all__ = ["CONFLICT_RETRIES", "Attempts", "Runner", "is_conflict", "operation"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -85,16 +85,24 @@ class Attempts(Generic[T]):
         self._conn, self.wait = None, 0.0
         try:
             yield self
-        except psycopg.errors.TransactionRollback:
-            if not (self.unit.conflicts and self._own_tx and self.conflicts < CONFLICT_RETRIES):
+        except psycopg.OperationalError as err:
+            if is_conflict(err):
+                if not (self.unit.conflicts and self._own_tx and self.conflicts < CONFLICT_RETRIES):
+                    raise
+                base = min(_CONFLICT_WAIT_MAX, _CONFLICT_WAIT * 2**self.conflicts)
+                self.wait = base * random.uniform(0.5, 1.5)  # jitter, not a secret
+                self.conflicts += 1
+            elif self.engine.should_retry(self.broken, self._conn):
+                self.broken += 1
+            else:
                 raise
-            base = min(_CONFLICT_WAIT_MAX, _CONFLICT_WAIT * 2**self.conflicts)
-            self.wait = base * random.uniform(0.5, 1.5)  # jitter, not a secret
-            self.conflicts += 1
-        except psycopg.OperationalError:
-            if not self.engine.should_retry(self.broken, self._conn):
-                raise
-            self.broken += 1
+
+
+def is_conflict(err: psycopg.Error) -> bool:
+    """SQLSTATE class 40: the server rolled the transaction back (serialization failure,
+    deadlock); running it again may succeed. (psycopg's ``SerializationFailure`` and
+    ``DeadlockDetected`` are not subclasses of its ``TransactionRollback``.)"""
+    return (err.sqlstate or "").startswith("40")
 
 
 def _unit_sync(engine: Engine, unit: Unit[T]) -> T:

@@ -15,6 +15,7 @@ from ..errors import (
     QwenPGWarning,
     SchemaMismatchError,
     StorageError,
+    TableNotFoundError,
 )
 from ._plan import Exec, Plan
 from .records import Distance
@@ -97,6 +98,15 @@ def _ext_error(
     )
 
 
+def _not_found(schema: str, table: str, why: str) -> TableNotFoundError:
+    return TableNotFoundError(
+        f"table {schema}.{table} does not exist ({why}): add documents to it first (a store "
+        "opened with create_table=True creates it), or check table_name and schema_name.",
+        schema=schema,
+        table=table,
+    )
+
+
 def _fmt(v: tuple[int, int, int]) -> str:
     return ".".join(map(str, v))
 
@@ -148,6 +158,9 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
         # re-check under the lock: another process may just have created it
         again = yield Exec(_EXT_SQL, fetch="one")
         installed = again[0] if again else None
+    read_only = not req.create_table  # a store that may not create anything: no DDL, no rows
+    if installed is None and read_only:  # no table of the format can exist; say why
+        raise _ext_error(db, user, available, None)
     if installed is None:
         if available is None:
             raise _ext_error(db, user, None, None)
@@ -175,26 +188,26 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
     cat = sql.Identifier(schema, CATALOG_TABLE)
     names = {"s": schema, "t": req.table}
     cat_exists = (yield Exec(_REGCLASS_SQL, {"s": schema, "t": CATALOG_TABLE}, fetch="one"))[0]
-    if cat_exists is None:
+    if cat_exists is None and not read_only:
         yield Exec(catalog_ddl(schema))
-    found = yield Exec(
-        sql.SQL(
-            "SELECT dimension, distance, vector_type, text_search, embedding_model FROM {} "
-            "WHERE schema_name = %(s)s AND table_name = %(t)s"
-        ).format(cat),
-        names,
-        fetch="one",
-    )
+    found = None
+    if cat_exists is not None or not read_only:
+        found = yield Exec(
+            sql.SQL(
+                "SELECT dimension, distance, vector_type, text_search, embedding_model FROM {} "
+                "WHERE schema_name = %(s)s AND table_name = %(t)s"
+            ).format(cat),
+            names,
+            fetch="one",
+        )
     regclass = (yield Exec(_REGCLASS_SQL, names, fetch="one"))[0]
+    if regclass is None and read_only:
+        raise _not_found(schema, req.table, "the store was opened with create_table=False")
     if found is not None:
         dim, dist, vtype, ts, model = found
         spec = TableSpec(schema, req.table, int(dim), Distance.parse(dist), vtype, ts, model)
         _mismatch(spec, req)
         if regclass is None:
-            if not req.create_table:
-                raise StorageError(
-                    f"table {schema}.{req.table} does not exist (create_table=False)"
-                )
             for stmt in table_ddl(spec):
                 yield Exec(stmt)
         return server, spec
@@ -220,8 +233,6 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
     elif dimension is None:
         return server, None
     else:
-        if not req.create_table:
-            raise StorageError(f"table {schema}.{req.table} does not exist (create_table=False)")
         vector_type = choose_vector_type(req.vector_type, dimension, server)
     text_search = req.text_search
     if text_search == "auto":
@@ -255,6 +266,8 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
                 QwenPGWarning,
                 stacklevel=2,
             )
+    if read_only:  # an existing table in the format but without a catalog row: not recorded
+        return server, spec
     values = (
         schema,
         req.table,

@@ -12,13 +12,14 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Union
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from ..config import redact_dsn, resolve_dsn
-from ..errors import ConfigurationError
+from ..config import redact_dsn, redact_text, resolve_dsn
+from ..errors import ConfigurationError, DatabaseConnectionError
 from ._pools import aclose_loop_pool, checkout, close_pools, loop_pool, sync_pool
 
-__all__ = ["ATTEMPTS", "ConnectionArg", "Engine", "close_pools"]
+__all__ = ["ATTEMPTS", "ConnectionArg", "Engine", "check_dsn", "close_pools"]
 
 ConnectionArg = Union[
     str,
@@ -30,6 +31,28 @@ ConnectionArg = Union[
 ]
 
 ATTEMPTS = 2  # a store operation whose own pooled connection broke runs once more
+
+
+def check_dsn(dsn: str) -> str:
+    """``dsn`` if libpq can parse it (no connection is made).
+
+    Raises:
+        DatabaseConnectionError: a malformed DSN, with libpq's reason (passwords redacted) and
+            the two forms a DSN takes.
+    """
+    failure: DatabaseConnectionError | None = None
+    try:
+        conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as err:
+        reason = redact_text(str(err).strip().splitlines()[0], dsn)
+        failure = DatabaseConnectionError(
+            f"invalid PostgreSQL DSN {redact_text(dsn, dsn)!r}: {reason}. Give a URL "
+            "(postgresql://user:password@host:5432/dbname) or key=value pairs "
+            "(host=... port=... dbname=... user=...), as --dsn, connection=... or QWEN_PG_DSN."
+        )
+    if failure is not None:  # raised outside the except: no __context__ holding the DSN
+        raise failure
+    return dsn
 
 
 class Engine:
@@ -49,6 +72,8 @@ class Engine:
         self._apool: AsyncConnectionPool[Any] | None = None
         if connection is None or isinstance(connection, str):
             self._dsn = resolve_dsn(connection)
+            if self._dsn is not None:
+                check_dsn(self._dsn)
         elif isinstance(connection, psycopg.Connection):
             self._conn = connection
         elif isinstance(connection, psycopg.AsyncConnection):

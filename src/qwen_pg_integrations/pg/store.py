@@ -28,7 +28,7 @@ from ..errors import (
 )
 from . import _ops
 from ._plan import END, Connection, Exec, Plan, Pull, Task, Transaction, Unit
-from ._run import Runner, drive_async, drive_sync, operation
+from ._run import Runner, drive_async, drive_sync, is_conflict, operation
 from ._setup import Requested, setup_plan
 from ._tsvector import TsVector, TsVectorDumper
 from ._wire import register_wire_dumpers
@@ -109,7 +109,7 @@ def _server_refusal(err: psycopg.OperationalError) -> str:
             "ALTER TABLE, a CREATE INDEX without CONCURRENTLY, a long transaction). "
             f"{_ROLLED_BACK} Run it again when that session is done, or raise lock_timeout."
         )
-    if isinstance(err, pg_errors.TransactionRollback):
+    if is_conflict(err):
         return (
             f"the server rolled the transaction back ({type(err).__name__}: {first}). "
             f"{_ROLLED_BACK} Run it again."

@@ -74,9 +74,14 @@ class KnowledgeBase:
         chat_model: str | None = "qwen-plus",
         api_key: str | None = None,
         base_url: str | None = None,
+        create_table: bool = True,
         **config: Any,
     ) -> KnowledgeBase:
-        """Build the clients and the store from names; ``config`` goes to :class:`RagConfig`."""
+        """Build the clients and the store from names; ``config`` goes to :class:`RagConfig`.
+
+        ``create_table=False`` opens an existing table only: nothing is created (a missing
+        table is :class:`~qwen_pg_integrations.errors.TableNotFoundError`).
+        """
         from ..dashscope import ChatClient, DashScopeClient, EmbeddingClient
         from ..pg import PGStore
 
@@ -88,6 +93,7 @@ class KnowledgeBase:
             table_name=table_name,
             dimension=embeddings.dimensions,
             embedding_model=embedding_model,
+            create_table=create_table,
         )
         return cls(store, embeddings, chat, RagConfig(**config))
 
@@ -139,7 +145,8 @@ class KnowledgeBase:
         """Split, embed and store the files under ``paths``; unchanged chunks are skipped.
 
         With ``prune``, chunks of files that were under a given folder but no longer exist
-        are deleted too.
+        are deleted too. Files of unsupported types found in folders are listed in the
+        summary's ``unsupported``.
         """
         from ..ingest import (
             DEFAULT_CHUNK_OVERLAP,
@@ -154,8 +161,10 @@ class KnowledgeBase:
             DEFAULT_CHUNK_OVERLAP if chunk_overlap is None else chunk_overlap,
         )
         folders = [Path(p) for p in paths if Path(p).is_dir()] if prune else []
-        return ingest_files(
-            discover(paths),
+        unsupported: list[Path] = []
+        files = discover(paths, unsupported=unsupported)
+        summary = ingest_files(
+            files,
             self,
             splitter=splitter,
             on_file=on_file,
@@ -163,6 +172,8 @@ class KnowledgeBase:
             on_start=on_start,
             on_chunks=on_chunks,
         )
+        summary.unsupported = [str(p) for p in unsupported]
+        return summary
 
     # --- search and answer -----------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from .. import __version__
-from ..config import redact_dsn, resolve_api_key, resolve_base_url, resolve_dsn
+from ..config import redact_dsn, redact_text, resolve_api_key, resolve_base_url, resolve_dsn
 from ..dashscope.models import (
     DEFAULT_CHAT_MODEL,
     DEFAULT_EMBEDDING_MODEL,
@@ -31,6 +31,7 @@ from ..dashscope.models import (
     embedding_model_spec,
 )
 from ..errors import ConfigurationError, DatabaseConnectionError, PLPythonUnavailableError
+from ..pg.connection import check_dsn
 from . import _ddl
 
 __all__ = ["InstallReport", "default_python_path", "install", "status", "uninstall"]
@@ -91,12 +92,13 @@ def _connection(connection: Connectable) -> Iterator[psycopg.Connection[Any]]:
         dsn = embedded_dsn()
     # the typed error is raised after the except block, so it has no __context__: psycopg's
     # error keeps the connection options, password included
+    check_dsn(dsn)
     failure: DatabaseConnectionError | None = None
     try:
         conn = psycopg.connect(dsn)
     except psycopg.OperationalError as exc:
         failure = DatabaseConnectionError(
-            f"Cannot connect to {redact_dsn(dsn)}: {redact_dsn(str(exc).strip())}"
+            f"Cannot connect to {redact_dsn(dsn)}: {redact_text(str(exc).strip(), dsn)}"
         )
     if failure is not None:
         raise failure

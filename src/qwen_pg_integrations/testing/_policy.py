@@ -23,9 +23,16 @@ Default policy (no scripted reply queued), deterministic:
      ``"Based on the context: <sentence>"``
      (``"根据上下文：<sentence>"`` when the question contains CJK);
    * no overlapping context: ``"Emulated reply to: <last user message>"``.
-3. ``response_format`` ``json_object`` -> ``{"answer": <text of 2>}``; ``json_schema`` -> an object
+3. Text-format (ReAct) agents -- no native tools, and a system prompt listing tools as
+   ``> Tool Name: X`` / ``Tool Args: {schema}`` with an ``Action Input:`` format (LlamaIndex
+   ``ReActAgent``, LangChain's ReAct prompts): after an ``Observation:`` message, ``"Thought: I can
+   answer without using any more tools. ...\nAnswer: <the observation>"``; else, when the question
+   asks for a tool (rule 1) or shares a significant word with its description, ``"Thought: ...
+   I need to use a tool ...\nAction: <tool>\nAction Input: <JSON valid against Tool Args>"``;
+   else a ``Thought:``/``Answer:`` pair around the answer of rule 2.
+4. ``response_format`` ``json_object`` -> ``{"answer": <text of 2>}``; ``json_schema`` -> an object
    valid against the schema (free strings carry the text of 2).
-4. Thinking on -> ``reasoning_content`` ``"Thinking about: <question>"`` before the answer.
+5. Thinking on -> ``reasoning_content`` ``"Thinking about: <question>"`` before the answer.
 """
 
 from __future__ import annotations
@@ -257,9 +264,96 @@ def grounded_answer(req: ChatRequest) -> str:
     return "Emulated reply to: " + (_last_user_text(req).strip() or question)
 
 
+_REACT_TOOL = re.compile(
+    r"^> Tool Name: *(?P<name>\S+) *$\n(?:Tool Description: *(?P<desc>[\s\S]*?)\n)?"
+    r"Tool Args: *(?P<args>\{.*\}) *$",
+    re.MULTILINE,
+)
+_SIGNIFICANT = re.compile(r"[A-Za-z][A-Za-z0-9_-]{3,}")
+_COMMON = frozenset(
+    [
+        "what",
+        "which",
+        "when",
+        "where",
+        "does",
+        "with",
+        "that",
+        "this",
+        "from",
+        "have",
+        "your",
+        "about",
+        "there",
+        "their",
+        "would",
+        "should",
+        "could",
+        "into",
+        "tool",
+        "tools",
+        "search",
+        "find",
+        "answer",
+        "question",
+        "questions",
+    ]
+)
+
+
+def _react_tools(req: ChatRequest) -> list[tuple[str, str, dict[str, Any]]]:
+    if req.tools:
+        return []  # native tools: rule 1
+    system = "\n".join(text_of(m) for m in req.messages if m.get("role") == "system")
+    if "Action Input:" not in system:
+        return []
+    found = []
+    for m in _REACT_TOOL.finditer(system):
+        try:
+            schema = json.loads(m.group("args"))
+        except json.JSONDecodeError:
+            schema = {"type": "object", "properties": {}}
+        found.append((m.group("name"), m.group("desc") or "", schema))
+    return found
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in _SIGNIFICANT.findall(text)} - _COMMON
+
+
+def _react_plan(req: ChatRequest) -> Plan | None:
+    tools = _react_tools(req)
+    if not tools or not req.messages:
+        return None
+    last = text_of(req.messages[-1]).strip()
+    if last.startswith("Observation:"):
+        observation = last[len("Observation:") :].strip()
+        return Plan(
+            content="Thought: I can answer without using any more tools. I'll use the user's "
+            f"language to answer\nAnswer: {observation}"
+        )
+    question = _last_user_text(req)
+    for name, desc, schema in tools:
+        spec = {"name": name, "description": desc}
+        if _asks_for(spec, question) or _words(question) & _words(f"{name} {desc}"):
+            # agents of this kind hand the whole question to a tool ("input", "query")
+            hint = question.strip()[:200] or "example"
+            args = json.dumps(value_for_schema(schema, hint), ensure_ascii=False)
+            language = "Chinese" if has_cjk(question) else "English"
+            return Plan(
+                content=f"Thought: The current language of the user is: {language}. I need to "
+                f"use a tool to help me answer the question.\nAction: {name}\n"
+                f"Action Input: {args}"
+            )
+    return Plan(
+        content="Thought: I can answer without using any more tools. I'll use the user's "
+        f"language to answer\nAnswer: {grounded_answer(req)}"
+    )
+
+
 def default_plan(req: ChatRequest) -> Plan:
     """The reply of the default policy (module docstring)."""
-    plan = _tool_plan(req)
+    plan = _tool_plan(req) or _react_plan(req)
     if plan is None:
         answer = grounded_answer(req)
         fmt = req.response_format or {}
