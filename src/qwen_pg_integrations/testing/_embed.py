@@ -30,68 +30,12 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _CJK_RUN = re.compile(CJK_CHAR.pattern + "+")
 BASELINE = 0.35  # the cosine similarity of two texts with nothing in common
 _FUNCTION_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "it",
-        "its",
-        "of",
-        "to",
-        "in",
-        "on",
-        "for",
-        "and",
-        "or",
-        "with",
-        "by",
-        "as",
-        "at",
-        "from",
-        "that",
-        "this",
-        "what",
-        "which",
-        "how",
-        "does",
-        "do",
-        "did",
-        "can",
-        "could",
-        "should",
-        "would",
-        "will",
-        "i",
-        "you",
-        "we",
-        "they",
-        "he",
-        "she",
-        "my",
-        "your",
-        "our",
-        "their",
-        "there",
-        "here",
-        "not",
-        "no",
-        "yes",
-        "so",
-        "if",
-        "then",
-        "than",
-        "about",
-        "into",
-        "over",
-        "under",
-        "also",
-    ]
+    (  # noqa: SIM905 - a word list reads best as text
+        "a an the is are was were be been it its of to in on for and or with by as at from  "
+        "that this what which how does do did can could should would will i you we they he  "
+        "she my your our their there here not no yes so if then than about into over under  "
+        "also"
+    ).split()
 )
 
 
