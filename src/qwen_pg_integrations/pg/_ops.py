@@ -29,7 +29,7 @@ from .queries import (
     vector_search_sql,
 )
 from .records import Record, SearchHit, check_vector
-from .schema import ServerInfo, TableSpec, index_ddl
+from .schema import ServerInfo, TableSpec
 from .text import segment
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "delete_plan",
     "get_plan",
     "hybrid_plan",
-    "index_plan",
     "mmr_plan",
     "search_plan",
     "search_settings",
@@ -52,6 +51,7 @@ __all__ = [
 DEFAULT_EF_SEARCH = 40
 EXACT_FILTER_LIMIT = 1000
 MAX_EF_SEARCH = 1000
+BINARY_OVERSAMPLE = 4
 
 
 def query_vector(spec: TableSpec, embedding: Any) -> npt.NDArray[np.float32]:
@@ -148,25 +148,55 @@ def _record(row: Sequence[Any], with_embedding: bool) -> Record:
     return Record(id=row[0], content=row[1], metadata=row[2] or {}, embedding=emb)
 
 
-_SEARCH_CACHE: dict[tuple[Any, ...], tuple[bytes, tuple[str, ...]]] = {}
+_SEARCH_CACHE: dict[tuple[Any, ...], tuple[bytes, tuple[str, ...], tuple[Any, ...]]] = {}
+_VEC, _K, _N, _MAXD = (object() for _ in range(4))  # slots of a cached statement's values
 
 
 def _cached_search(
-    spec: TableSpec, vparam: Any, k: int, max_d: float | None, include_embeddings: bool
+    spec: TableSpec,
+    vparam: Any,
+    k: int,
+    n: int,
+    max_d: float | None,
+    include_embeddings: bool,
 ) -> tuple[bytes, dict[str, Any]]:
     """The unfiltered search statement, composed once per table shape (it is the hot path)."""
-    key = (spec, include_embeddings, max_d is not None)
+    key = (spec, include_embeddings, max_d is not None, n != k)
     hit = _SEARCH_CACHE.get(key)
     if hit is None:
         p = Params()
         q = vector_search_sql(
-            spec, p, vparam, k, max_distance=max_d, include_embeddings=include_embeddings
+            spec,
+            p,
+            _VEC,
+            _K,  # type: ignore[arg-type]
+            max_distance=_MAXD if max_d is not None else None,  # type: ignore[arg-type]
+            include_embeddings=include_embeddings,
+            candidates=_N if n != k else None,  # type: ignore[arg-type]
         )
         if len(_SEARCH_CACHE) > 256:
             _SEARCH_CACHE.clear()
-        hit = _SEARCH_CACHE[key] = (q.as_bytes(None), tuple(p.values))
-    args = [vparam, int(k)] + ([float(max_d)] if max_d is not None else [])
-    return hit[0], dict(zip(hit[1], args, strict=True))
+        hit = _SEARCH_CACHE[key] = (q.as_bytes(None), tuple(p.values), tuple(p.values.values()))
+    maxd = None if max_d is None else float(max_d)
+    slots = {id(_VEC): vparam, id(_K): int(k), id(_N): int(n), id(_MAXD): maxd}
+    return hit[0], {name: slots[id(v)] for name, v in zip(hit[1], hit[2], strict=True)}
+
+
+def candidates_for(spec: TableSpec, k: int, candidates: int | None) -> int:
+    """How many rows the vector index hands to the exact re-rank for a top ``k``.
+
+    Binary codes keep 1 bit a dimension: their Hamming order only roughly follows the exact
+    one, so :data:`BINARY_OVERSAMPLE` times ``k`` (at least ``k + 40``) candidates are re-ranked
+    by their float32 distance. A halfvec index orders almost exactly: its ``k`` rows are only
+    re-ordered by the exact distance. ``candidates`` overrides both (at least ``k``).
+    """
+    if candidates is not None:
+        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+            raise InvalidInputError(f"candidates must be a positive integer, got {candidates!r}")
+        return max(candidates, k)
+    if spec.quantization == "binary":
+        return min(MAX_EF_SEARCH, max(BINARY_OVERSAMPLE * k, k + 40))
+    return k
 
 
 def search_plan(
@@ -183,8 +213,13 @@ def search_plan(
     ids: Sequence[str] | None = None,
     exact_limit: int = EXACT_FILTER_LIMIT,
     score_fn: Callable[[float], float] | None = None,
+    candidates: int | None = None,
 ) -> Plan[list[SearchHit]]:
     """Nearest neighbours, best first, with relevance scores (``ids`` restricts the rows).
+
+    On a quantized table (``spec.quantization``) the index hands ``candidates`` rows (see
+    :func:`candidates_for`) to an exact re-rank in the same statement: distances and scores are
+    always the float32 ones.
 
     ``score_fn`` replaces the table distance's relevance (:meth:`Distance.score`); the
     threshold then applies to its scores, after the ``k`` nearest rows are fetched (it should
@@ -192,7 +227,8 @@ def search_plan(
     """
     check_search_args(k, score_threshold)
     restricted = bool(filter) or ids is not None
-    local = search_settings(server, k, filtered=restricted, ef_search=ef_search, probes=probes)
+    n = candidates_for(spec, k, candidates)
+    local = search_settings(server, n, filtered=restricted, ef_search=ef_search, probes=probes)
     strategy = yield from filter_strategy(spec, filter, ids, exact_limit=max(exact_limit, 0))
     yield from _settings({**local, **strategy})
     max_d = (
@@ -203,7 +239,7 @@ def search_plan(
     vparam = _vector_param(spec, vector)
     q: bytes | sql.Composed
     if not restricted:
-        q, values = _cached_search(spec, vparam, k, max_d, include_embeddings)
+        q, values = _cached_search(spec, vparam, k, n, max_d, include_embeddings)
     else:
         p = Params()
         q = vector_search_sql(
@@ -215,6 +251,7 @@ def search_plan(
             max_distance=max_d,
             include_embeddings=include_embeddings,
             ids=None if ids is None else [str(i) for i in ids],
+            candidates=n,
         )
         values = p.values
     rows = yield Exec(q, values, fetch="all")
@@ -248,6 +285,7 @@ def mmr_plan(
     ids: Sequence[str] | None = None,
     exact_limit: int = EXACT_FILTER_LIMIT,
     score_fn: Callable[[float], float] | None = None,
+    candidates: int | None = None,
 ) -> Plan[list[SearchHit]]:
     """Fetch ``fetch_k`` candidates with their vectors, pick ``k`` by MMR in numpy."""
     check_search_args(k, score_threshold)
@@ -265,6 +303,7 @@ def mmr_plan(
         ids=ids,
         exact_limit=exact_limit,
         score_fn=score_fn,
+        candidates=candidates,
     )
     if not hits:
         return []
@@ -314,6 +353,7 @@ def hybrid_plan(
     probes: int | None,
     ids: Sequence[str] | None = None,
     exact_limit: int = EXACT_FILTER_LIMIT,
+    candidates: int | None = None,
 ) -> Plan[list[SearchHit]]:
     """Vector + full-text ranks fused by reciprocal rank fusion in one statement."""
     _check_full_text(spec, "hybrid search")
@@ -321,8 +361,9 @@ def hybrid_plan(
     if rrf_k < 0 or vector_weight < 0 or text_weight < 0 or vector_weight + text_weight == 0:
         raise InvalidInputError("rrf_k and the weights must be >= 0, and not both weights 0")
     n = max(fetch_k or max(4 * k, 20), k)
+    cand = candidates_for(spec, n, candidates)
     local = search_settings(
-        server, n, filtered=bool(filter) or ids is not None, ef_search=ef_search, probes=probes
+        server, cand, filtered=bool(filter) or ids is not None, ef_search=ef_search, probes=probes
     )
     # the text ranking needs its GIN bitmap scan: only the few-matches (exact) side applies
     strategy = yield from filter_strategy(
@@ -343,6 +384,7 @@ def hybrid_plan(
         vector_weight=vector_weight,
         text_weight=text_weight,
         ids=None if ids is None else [str(i) for i in ids],
+        candidates=cand,
     )
     rows = yield Exec(stmt, p.values, fetch="all")
     best = (vector_weight + text_weight) / (rrf_k + 1)
@@ -395,30 +437,6 @@ def count_plan(spec: TableSpec, filter: Filter | None) -> Plan[int]:
     p = Params()
     row = yield Exec(count_sql(spec, p, filter), p.values, fetch="one")
     return int(row[0])
-
-
-def index_plan(
-    spec: TableSpec,
-    server: ServerInfo,
-    kind: str,
-    *,
-    m: int,
-    ef_construction: int,
-    lists: int | None,
-    maintenance_work_mem: str | None,
-) -> Plan[str]:
-    """Create the vector index (operator class matching the distance), then ANALYZE."""
-    rows = 0
-    if kind.lower() == "ivfflat" and lists is None:
-        rows = yield from count_plan(spec, None)
-    name, stmt = index_ddl(
-        spec, server, kind, m=m, ef_construction=ef_construction, lists=lists, row_count=rows
-    )
-    if maintenance_work_mem:
-        yield from _settings({"maintenance_work_mem": maintenance_work_mem})
-    yield Exec(stmt)
-    yield Exec(sql.SQL("ANALYZE {}").format(spec.ident))
-    return name
 
 
 def _check_full_text(spec: TableSpec, what: str) -> None:
@@ -493,16 +511,20 @@ def explain_plan(
     settings: Mapping[str, str] | None = None,
     ids: Sequence[str] | None = None,
     exact_limit: int = EXACT_FILTER_LIMIT,
+    candidates: int | None = None,
 ) -> Plan[str]:
     """``EXPLAIN`` of the statement :func:`search_plan` runs, under the same settings."""
     _check_k(k)
     restricted = bool(filter) or ids is not None
-    local = search_settings(server, k, filtered=restricted, ef_search=ef_search, probes=probes)
+    n = candidates_for(spec, k, candidates)
+    local = search_settings(server, n, filtered=restricted, ef_search=ef_search, probes=probes)
     strategy = yield from filter_strategy(spec, filter, ids, exact_limit=max(exact_limit, 0))
     yield from _settings({**local, **strategy, **(settings or {})})
     p = Params()
     id_list = None if ids is None else [str(i) for i in ids]
-    q = vector_search_sql(spec, p, _vector_param(spec, vector), k, filter=filter, ids=id_list)
+    q = vector_search_sql(
+        spec, p, _vector_param(spec, vector), k, filter=filter, ids=id_list, candidates=n
+    )
     head = sql.SQL("EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN ")
     rows = yield Exec(head + q, p.values, fetch="all")
     return "\n".join(str(r[0]) for r in rows)

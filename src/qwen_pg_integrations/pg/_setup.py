@@ -23,6 +23,7 @@ from .schema import (
     CATALOG_TABLE,
     MIN_PGVECTOR,
     NO_TEXT_SEARCH,
+    QUANTIZATIONS,
     ServerInfo,
     TableSpec,
     VectorType,
@@ -138,6 +139,26 @@ def _mismatch(spec_row: TableSpec, req: Requested) -> None:
         )
 
 
+_HAS_COLUMN_SQL = sql.SQL(
+    "SELECT 1 FROM pg_attribute WHERE attrelid = format('%%I.%%I', %(s)s::text, %(t)s::text)"
+    "::regclass AND attname = 'quantization' AND NOT attisdropped"
+)
+
+
+def _catalog_quantization_column(
+    schema: str, cat: sql.Identifier, read_only: bool
+) -> Plan[sql.Composable]:
+    """The catalog's ``quantization`` column, added to catalogs made before it existed (under
+    the setup lock; a read-only store reads NULL instead)."""
+    has = yield Exec(_HAS_COLUMN_SQL, {"s": schema, "t": CATALOG_TABLE}, fetch="one")
+    if has is not None:
+        return sql.SQL("quantization")
+    if read_only:
+        return sql.SQL("NULL::text")
+    yield Exec(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS quantization text").format(cat))
+    return sql.SQL("quantization")
+
+
 def _parse_column_type(text: str) -> tuple[VectorType, int] | None:
     name, _, rest = text.partition("(")
     if name not in ("vector", "halfvec") or not rest.endswith(")"):
@@ -192,11 +213,12 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
         yield Exec(catalog_ddl(schema))
     found = None
     if cat_exists is not None or not read_only:
+        quant_col = yield from _catalog_quantization_column(schema, cat, read_only)
         found = yield Exec(
             sql.SQL(
-                "SELECT dimension, distance, vector_type, text_search, embedding_model FROM {} "
-                "WHERE schema_name = %(s)s AND table_name = %(t)s"
-            ).format(cat),
+                "SELECT dimension, distance, vector_type, text_search, embedding_model, {} "
+                "FROM {} WHERE schema_name = %(s)s AND table_name = %(t)s"
+            ).format(quant_col, cat),
             names,
             fetch="one",
         )
@@ -204,8 +226,9 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
     if regclass is None and read_only:
         raise _not_found(schema, req.table, "the store was opened with create_table=False")
     if found is not None:
-        dim, dist, vtype, ts, model = found
-        spec = TableSpec(schema, req.table, int(dim), Distance.parse(dist), vtype, ts, model)
+        dim, dist, vtype, ts, model, quant = found
+        quant = quant if quant in QUANTIZATIONS else None
+        spec = TableSpec(schema, req.table, int(dim), Distance.parse(dist), vtype, ts, model, quant)
         _mismatch(spec, req)
         if regclass is None:
             for stmt in table_ddl(spec):

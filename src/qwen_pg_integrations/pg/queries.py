@@ -22,6 +22,7 @@ __all__ = [
     "existing_ids_sql",
     "get_sql",
     "hybrid_sql",
+    "nearest_sql",
     "probe_count_sql",
     "settings_sql",
     "stage_columns",
@@ -183,13 +184,15 @@ def probe_count_sql(
     )
 
 
-def settings_sql(params: Params, settings: dict[str, str]) -> sql.Composed:
+def settings_sql(params: Params, settings: dict[str, str], *, local: bool = True) -> sql.Composed:
     """One ``SELECT set_config(name, value, true)`` per setting: ``SET LOCAL`` with bound values.
 
-    Transaction-local, so nothing leaks into a pooled session.
+    Transaction-local, so nothing leaks into a pooled session (``local=False``: for the
+    session, for statements that cannot run in a transaction; the caller resets them).
     """
+    flag = sql.SQL("true" if local else "false")
     calls = [
-        sql.SQL("set_config({}, {}, true)").format(params.add(k), params.add(v))
+        sql.SQL("set_config({}, {}, {})").format(params.add(k), params.add(v), flag)
         for k, v in settings.items()
     ]
     return sql.SQL("SELECT ") + sql.SQL(", ").join(calls)
@@ -197,6 +200,46 @@ def settings_sql(params: Params, settings: dict[str, str]) -> sql.Composed:
 
 def _query_vector(spec: TableSpec, params: Params, vector: Any) -> sql.Composable:
     return sql.SQL("{}::{}").format(params.add(vector), sql.SQL(spec.vector_type))
+
+
+def nearest_sql(
+    spec: TableSpec,
+    params: Params,
+    q: sql.Composable,
+    where: sql.Composable,
+    n: int,
+    columns: sql.Composable,
+) -> sql.Composed:
+    """The ``n`` rows nearest to ``q`` in the vector index's order, with their exact distance.
+
+    ``columns`` are selected as they are, then ``embedding <op> q AS distance`` (the float32
+    distance, whatever the index stores). Without quantization this is the plain
+    ``ORDER BY embedding <op> q LIMIT n`` the index serves; with a quantized index the rows come
+    in the order of the quantized column (``embedding::halfvec(d)`` or
+    ``binary_quantize(embedding)::bit(d)``, the expressions the index is built on) and the
+    caller re-ranks them by the exact distance.
+    """
+    if spec.quantization is None or (
+        spec.quantization == "halfvec" and spec.vector_type == "halfvec"
+    ):
+        return sql.SQL(
+            "SELECT {cols}, embedding {op} {q} AS distance FROM {t}{where} "
+            "ORDER BY embedding {op} {q} LIMIT {n}"
+        ).format(cols=columns, op=spec.operator, q=q, t=spec.ident, where=where, n=params.add(n))
+    return sql.SQL(
+        "SELECT {cols}, embedding {op} {q} AS distance FROM ("
+        "SELECT * FROM {t}{where} ORDER BY {qexpr} {qop} {qq} LIMIT {n}) AS candidates"
+    ).format(
+        cols=columns,
+        op=spec.operator,
+        q=q,
+        t=spec.ident,
+        where=where,
+        qexpr=spec.index_expression,
+        qop=spec.index_operator,
+        qq=spec.quantize(q),
+        n=params.add(n),
+    )
 
 
 def vector_search_sql(
@@ -209,32 +252,30 @@ def vector_search_sql(
     max_distance: float | None = None,
     include_embeddings: bool = False,
     ids: list[str] | None = None,
+    candidates: int | None = None,
 ) -> sql.Composed:
     """Nearest neighbours by the table's operator, best first: ``id, content, metadata, distance``.
 
-    The inner query is the plain ``ORDER BY embedding <op> $v LIMIT k`` the vector index serves;
-    the score threshold (as a distance bound) and the final ordering (iterative scans may return
-    slightly out of order) are applied outside it, in the same statement.
+    The inner query is what the vector index serves (:func:`nearest_sql`: ``candidates`` rows,
+    default ``k``, in the index's order); the score threshold (as a distance bound), the exact
+    re-rank and the final ordering (iterative scans may return slightly out of order) are
+    applied outside it, in the same statement.
     """
     q = _query_vector(spec, params, vector)
-    emb = sql.SQL(", embedding") if include_embeddings else sql.SQL("")
-    inner = sql.SQL(
-        "SELECT id, content, metadata{emb}, embedding {op} {q} AS distance FROM {t}{where} "
-        "ORDER BY embedding {op} {q} LIMIT {k}"
-    ).format(
-        emb=emb,
-        op=spec.operator,
-        q=q,
-        t=spec.ident,
-        where=_where([_ids_cond(params, ids), compile_filter(filter, params)]),
-        k=params.add(int(k)),
+    cols = sql.SQL(
+        "id, content, metadata, embedding" if include_embeddings else "id, content, metadata"
     )
+    where = _where([_ids_cond(params, ids), compile_filter(filter, params)])
+    # callers pass integers (candidates >= k); no int() here: _ops caches this statement
+    inner = nearest_sql(spec, params, q, where, k if candidates is None else candidates, cols)
     bound = (
-        sql.SQL(" WHERE distance <= {}").format(params.add(float(max_distance)))
+        sql.SQL(" WHERE distance <= {}").format(params.add(max_distance))
         if max_distance is not None
         else sql.SQL("")
     )
-    return sql.SQL("SELECT * FROM ({}) AS nearest{} ORDER BY distance, id").format(inner, bound)
+    return sql.SQL("SELECT * FROM ({}) AS nearest{} ORDER BY distance, id LIMIT {}").format(
+        inner, bound, params.add(k)
+    )
 
 
 def tsquery_sql(spec: TableSpec, params: Params, query: str | list[str]) -> sql.Composed:
@@ -297,6 +338,7 @@ def hybrid_sql(
     vector_weight: float = 1.0,
     text_weight: float = 1.0,
     ids: list[str] | None = None,
+    candidates: int | None = None,
 ) -> sql.Composed:
     """Vector and full-text rankings fused by reciprocal rank fusion, in one statement.
 
@@ -308,13 +350,15 @@ def hybrid_sql(
     txt_filter = _and(_ids_cond(params, ids, "t.id")) + _and(
         compile_filter(filter, params, sql.SQL("t.metadata"))
     )
+    near = nearest_sql(
+        spec, params, q, vec_filter, max(int(candidates or fetch_k), int(fetch_k)), sql.SQL("id")
+    )
     n = params.add(int(fetch_k))
     rk = params.add(float(rrf_k))
     return sql.SQL(
         "WITH q AS (SELECT {tsq} AS tsq), "
         "vec AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rnk FROM ("
-        "SELECT id, embedding {op} {q} AS distance FROM {t}{vf} ORDER BY embedding {op} {q} "
-        "LIMIT {n}) AS v), "
+        "SELECT * FROM ({near}) AS c ORDER BY distance, id LIMIT {n}) AS v), "
         "txt AS (SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS rnk FROM ("
         "SELECT t.id, ts_rank_cd(t.content_tsv, q.tsq, 32) AS rank FROM {t} AS t, q "
         "WHERE t.content_tsv @@ q.tsq{tf} ORDER BY rank DESC, t.id LIMIT {n}) AS x), "
@@ -325,10 +369,8 @@ def hybrid_sql(
         "FROM fused JOIN {t} AS d ON d.id = fused.id ORDER BY fused.rrf DESC, d.id LIMIT {k}"
     ).format(
         tsq=tsquery_sql(spec, params, query_text),
-        op=spec.operator,
-        q=q,
+        near=near,
         t=spec.ident,
-        vf=vec_filter,
         tf=txt_filter,
         n=n,
         rk=rk,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from psycopg import sql
@@ -20,10 +20,13 @@ __all__ = [
     "CATALOG_TABLE",
     "MIN_PGVECTOR",
     "NO_TEXT_SEARCH",
+    "QUANTIZATIONS",
+    "Quantization",
     "ServerInfo",
     "TableSpec",
     "VectorType",
     "catalog_ddl",
+    "check_quantization",
     "choose_vector_type",
     "index_ddl",
     "index_name",
@@ -39,11 +42,15 @@ ITERATIVE_PGVECTOR = (0, 8, 0)
 MAX_VECTOR_INDEX_DIM = 2000
 MAX_HALFVEC_INDEX_DIM = 4000
 MAX_VECTOR_DIM = 16000
+MAX_BIT_INDEX_DIM = 64000
 # Above this many bytes a PLAIN vector would not leave room for the rest of the row in an
 # 8 kB page; such columns use MAIN (inline when possible, compressed, out of line last).
 _PLAIN_LIMIT_BYTES = 7000
 
 VectorType = Literal["vector", "halfvec"]
+Quantization = Literal["halfvec", "binary"]
+QUANTIZATIONS: tuple[str, ...] = ("halfvec", "binary")
+QUANTIZED_PGVECTOR = (0, 7, 0)  # halfvec casts and binary_quantize()
 
 _OPCLASS_SUFFIX = {
     Distance.COSINE: "cosine_ops",
@@ -131,6 +138,9 @@ class TableSpec:
             of a server text-search configuration, or ``"none"`` (no full-text column: writes
             skip it, keyword and hybrid search are refused).
         embedding_model: the model that made the vectors, if known.
+        quantization: the vector index's quantization (``"halfvec"``: an index on
+            ``embedding::halfvec(n)``; ``"binary"``: on ``binary_quantize(embedding)::bit(n)``,
+            searched with an exact re-rank), ``None`` for an index on the column itself (or none).
     """
 
     schema: str
@@ -140,6 +150,7 @@ class TableSpec:
     vector_type: VectorType
     text_search: str
     embedding_model: str | None = None
+    quantization: Quantization | None = None
 
     @property
     def ident(self) -> sql.Identifier:
@@ -177,6 +188,34 @@ class TableSpec:
         return sql.SQL(f"{self.vector_type}_{_OPCLASS_SUFFIX[self.distance]}")
 
     @property
+    def index_expression(self) -> sql.Composable:
+        """What the vector index is built on, and what searches order by to use it."""
+        return self.quantize(sql.SQL("embedding"))
+
+    def quantize(self, value: sql.Composable) -> sql.Composable:
+        """``value`` (a vector of this table) in the index's representation."""
+        d = sql.Literal(int(self.dimension))
+        if self.quantization == "binary":
+            return sql.SQL("(binary_quantize({})::bit({}))").format(value, d)
+        if self.quantization == "halfvec" and self.vector_type == "vector":
+            return sql.SQL("({}::halfvec({}))").format(value, d)
+        return value
+
+    @property
+    def index_operator(self) -> sql.SQL:
+        """The operator the vector index orders by (Hamming distance for binary codes)."""
+        return sql.SQL("<~>") if self.quantization == "binary" else self.operator
+
+    @property
+    def index_opclass(self) -> sql.SQL:
+        """The operator class of the vector index."""
+        if self.quantization == "binary":
+            return sql.SQL("bit_hamming_ops")
+        if self.quantization == "halfvec":
+            return sql.SQL(f"halfvec_{_OPCLASS_SUFFIX[self.distance]}")
+        return self.opclass
+
+    @property
     def column_type(self) -> sql.Composable:
         """``vector(n)`` or ``halfvec(n)``."""
         return sql.SQL("{}({})").format(sql.SQL(self.vector_type), sql.Literal(int(self.dimension)))
@@ -205,7 +244,7 @@ def catalog_ddl(schema: str) -> sql.Composed:
         "schema_name text NOT NULL, table_name text NOT NULL, embedding_model text, "
         "dimension integer NOT NULL, distance text NOT NULL, vector_type text NOT NULL, "
         "text_search text NOT NULL, package_version text NOT NULL, "
-        "created_at timestamptz NOT NULL DEFAULT now(), "
+        "created_at timestamptz NOT NULL DEFAULT now(), quantization text, "
         "PRIMARY KEY (schema_name, table_name))"
     ).format(sql.Identifier(schema, CATALOG_TABLE))
 
@@ -242,8 +281,11 @@ def index_ddl(
     ef_construction: int = 64,
     lists: int | None = None,
     row_count: int = 0,
+    quantization: str | None = None,
+    concurrently: bool = False,
 ) -> tuple[str, sql.Composed]:
-    """``CREATE INDEX`` for HNSW or IVFFlat with the operator class of the table's distance.
+    """``CREATE INDEX`` for HNSW or IVFFlat with the operator class of the table's distance,
+    on the column or (``quantization``) on its half-precision or binary form.
 
     Returns:
         The index name and the statement.
@@ -254,9 +296,16 @@ def index_ddl(
     kind = kind.lower()
     if kind not in ("hnsw", "ivfflat"):
         raise InvalidInputError(f"index kind must be 'hnsw' or 'ivfflat', got {kind!r}")
+    quant = check_quantization(quantization, server)
+    spec = replace(spec, quantization=quant)
     if kind == "hnsw" and server.pgvector is not None and server.pgvector < MIN_PGVECTOR:
         raise ExtensionError("HNSW needs pgvector >= 0.5; upgrade pgvector or use kind='ivfflat'.")
-    limit = MAX_HALFVEC_INDEX_DIM if spec.vector_type == "halfvec" else MAX_VECTOR_INDEX_DIM
+    if quant == "binary":
+        limit = MAX_BIT_INDEX_DIM
+    elif spec.vector_type == "halfvec" or quant == "halfvec":
+        limit = MAX_HALFVEC_INDEX_DIM
+    else:
+        limit = MAX_VECTOR_INDEX_DIM
     if spec.dimension > limit:
         hint = (
             "pgvector >= 0.7 stores such vectors as halfvec, which indexes up to 4000 "
@@ -269,7 +318,7 @@ def index_ddl(
             f"pgvector cannot index {spec.vector_type}({spec.dimension}) (limit {limit} "
             f"dimensions); {hint} Until then searches scan the table exactly."
         )
-    name = index_name(spec.table, f"embedding_{kind}")
+    name = index_name(spec.table, f"embedding_{kind}" + (f"_{quant}" if quant else ""))
     if kind == "hnsw":
         if not (2 <= m <= 100) or not (4 <= ef_construction <= 1000):
             raise InvalidInputError("hnsw needs 2 <= m <= 100 and 4 <= ef_construction <= 1000")
@@ -283,7 +332,35 @@ def index_ddl(
         if not (1 <= lists <= 32768):
             raise InvalidInputError("ivfflat needs 1 <= lists <= 32768")
         with_ = sql.SQL("lists = {}").format(sql.Literal(int(lists)))
-    stmt = sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING {} (embedding {}) WITH ({})").format(
-        sql.Identifier(name), spec.ident, sql.SQL(kind), spec.opclass, with_
+    stmt = sql.SQL("CREATE INDEX {}IF NOT EXISTS {} ON {} USING {} ({} {}) WITH ({})").format(
+        sql.SQL("CONCURRENTLY " if concurrently else ""),
+        sql.Identifier(name),
+        spec.ident,
+        sql.SQL(kind),
+        spec.index_expression,
+        spec.index_opclass,
+        with_,
     )
     return name, stmt
+
+
+def check_quantization(quantization: str | None, server: ServerInfo) -> Quantization | None:
+    """``None``, ``"halfvec"`` or ``"binary"``, available on this server.
+
+    Raises:
+        InvalidInputError: another value.
+        ExtensionError: pgvector older than 0.7 (no halfvec casts, no ``binary_quantize``).
+    """
+    if quantization is None or quantization == "none":
+        return None
+    if quantization not in QUANTIZATIONS:
+        raise InvalidInputError(
+            f"quantization must be None, 'halfvec' or 'binary', got {quantization!r}"
+        )
+    if server.pgvector is not None and server.pgvector < QUANTIZED_PGVECTOR:
+        raise ExtensionError(
+            f"quantization={quantization!r} needs pgvector >= 0.7 but the server has "
+            f"{_ver(server.pgvector)}: upgrade the pgvector package and run ALTER EXTENSION "
+            "vector UPDATE, or create the index without quantization."
+        )
+    return "binary" if quantization == "binary" else "halfvec"

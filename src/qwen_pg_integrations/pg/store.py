@@ -26,7 +26,7 @@ from ..errors import (
     QwenPGError,
     StorageError,
 )
-from . import _ops
+from . import _index, _ops
 from ._plan import END, Connection, Exec, Plan, Pull, Task, Transaction, Unit
 from ._run import Runner, drive_async, drive_sync, is_conflict, operation
 from ._setup import Requested, setup_plan
@@ -227,6 +227,7 @@ class PGStore(Runner):
         self._spec: TableSpec | None = None
         self._types: tuple[TypeInfo, TypeInfo | None] | None = None
         self._registered: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.last_index_build: _index.IndexBuild | None = None
 
     def __repr__(self) -> str:
         return f"PGStore(table={self.table_name!r}, engine={self._engine!r})"
@@ -481,6 +482,7 @@ class PGStore(Runner):
         probes: int | None = None,
         include_embeddings: bool = False,
         score_fn: Callable[[float], float] | None = None,
+        candidates: int | None = None,
     ) -> Task[list[SearchHit]]:
         """The ``k`` nearest rows, best first.
 
@@ -496,6 +498,9 @@ class PGStore(Runner):
             score_fn: relevance from the raw distance, instead of the distance's own
                 (:meth:`~.records.Distance.score`); ``score_threshold`` then applies to its
                 scores, in Python, among the ``k`` nearest rows.
+            candidates: on a table with a quantized index, how many rows the index hands to
+                the exact float32 re-rank (default: 4 x ``k``, at least ``k + 40``, for binary
+                codes; ``k`` for halfvec).
 
         Raises:
             InvalidInputError: ``k`` or ``score_threshold`` out of range, a NaN vector...
@@ -522,6 +527,7 @@ class PGStore(Runner):
                 include_embeddings=include_embeddings,
                 exact_limit=self.exact_filter_limit,
                 score_fn=score_fn,
+                candidates=candidates,
             )
             return plan, bool(settings)
 
@@ -539,6 +545,7 @@ class PGStore(Runner):
         probes: int | None = None,
         analyze: bool = False,
         settings: Mapping[str, str] | None = None,
+        candidates: int | None = None,
     ) -> Task[str]:
         """The query plan of :meth:`search` (to check that the vector index is used).
 
@@ -559,6 +566,7 @@ class PGStore(Runner):
                 analyze=analyze,
                 settings=settings,
                 exact_limit=self.exact_filter_limit,
+                candidates=candidates,
             )
             return plan, True
 
@@ -579,6 +587,7 @@ class PGStore(Runner):
         probes: int | None = None,
         include_embeddings: bool = False,
         score_fn: Callable[[float], float] | None = None,
+        candidates: int | None = None,
     ) -> Task[list[SearchHit]]:
         """Maximal marginal relevance over ``fetch_k`` nearest candidates (arguments as for
         :meth:`search`)."""
@@ -602,6 +611,7 @@ class PGStore(Runner):
                 include_embeddings=include_embeddings,
                 exact_limit=self.exact_filter_limit,
                 score_fn=score_fn,
+                candidates=candidates,
             )
             return plan, True
 
@@ -636,8 +646,10 @@ class PGStore(Runner):
         text_weight: float = 1.0,
         ef_search: int | None = None,
         probes: int | None = None,
+        candidates: int | None = None,
     ) -> Task[list[SearchHit]]:
-        """Vector and full-text rankings fused by reciprocal rank fusion in one SQL statement."""
+        """Vector and full-text rankings fused by reciprocal rank fusion in one SQL statement
+        (``candidates``: as for :meth:`search`, for the vector ranking's ``fetch_k``)."""
         _ops.check_search_args(k)
 
         def body(
@@ -658,6 +670,7 @@ class PGStore(Runner):
                 ef_search=ef_search,
                 probes=probes,
                 exact_limit=self.exact_filter_limit,
+                candidates=candidates,
             )
             return plan, True
 
@@ -673,20 +686,45 @@ class PGStore(Runner):
         m: int = 16,
         ef_construction: int = 64,
         lists: int | None = None,
-        maintenance_work_mem: str | None = "256MB",
+        quantization: str | None = None,
+        maintenance_work_mem: str | None = "auto",
+        memory_fraction: float = 0.25,
+        workers: int | None = None,
+        concurrently: bool = False,
     ) -> Task[str]:
         """Create the HNSW or IVFFlat index (operator class of the table's distance and type).
 
+        Args:
+            kind: ``"hnsw"`` or ``"ivfflat"``.
+            m, ef_construction: HNSW graph parameters.
+            lists: IVFFlat lists (default from the row count).
+            quantization: ``None`` (the stored vectors), ``"halfvec"`` (an index on
+                ``embedding::halfvec(n)``: half the size) or ``"binary"`` (on
+                ``binary_quantize(embedding)::bit(n)``: 1/32 of the size, searched with an
+                oversampled candidate set re-ranked by the exact float32 distance). The
+                vectors stay float32; the catalog records the choice and every search of this
+                table uses that index, returning exact distances. Needs pgvector >= 0.7.
+            maintenance_work_mem: ``"auto"``: sized to the estimated HNSW graph (rows x bytes
+                per element) so the build does not spill to disk, capped by
+                ``memory_fraction`` of the server's memory (1 GB when the server's memory
+                cannot be read); a PostgreSQL size (``"2GB"``); ``None``: the server's.
+            memory_fraction: the cap of ``"auto"``, a fraction of the server's memory.
+            workers: parallel build workers (``max_parallel_maintenance_workers``); ``None``
+                leaves the server's setting.
+            concurrently: ``CREATE INDEX CONCURRENTLY`` (writes go on during the build; not
+                inside a transaction of the caller's).
+
         Returns:
-            The index name.
+            The index name (:meth:`index_progress` shows a running build).
 
         Raises:
-            ExtensionError: pgvector cannot index this column (e.g. > 2000 dims without halfvec).
+            ExtensionError: pgvector cannot index this column or quantization (e.g. > 2000
+                dims without halfvec, or pgvector < 0.7 for a quantization).
         """
 
-        def body(spec: TableSpec) -> Plan[str]:
+        def body(spec: TableSpec) -> Plan[_index.IndexBuild]:
             assert self._server is not None
-            return _ops.index_plan(
+            return _index.index_plan(
                 spec,
                 self._server,
                 kind,
@@ -694,14 +732,27 @@ class PGStore(Runner):
                 ef_construction=ef_construction,
                 lists=lists,
                 maintenance_work_mem=maintenance_work_mem,
+                quantization=quantization,
+                concurrently=concurrently,
+                memory_fraction=memory_fraction,
+                workers=workers,
             )
 
-        name = yield from self._on_table(body, tx=True)
-        if name is None:
+        build = yield from self._on_table(body, tx=not concurrently)
+        if build is None:
             raise InvalidInputError(
                 "the table does not exist yet: add records (or give dimension=) first"
             )
-        return name
+        if self._spec is not None:
+            self._spec = _index.quantized(self._spec, build)
+        self.last_index_build = build
+        return build.name
+
+    @operation
+    def index_progress(self) -> Task[list[_index.IndexProgress]]:
+        """The index builds running on this table (``pg_stat_progress_create_index``), e.g.
+        from another thread or process while :meth:`create_index` runs."""
+        return (yield from self._on_table(_index.progress_plan, tx=False)) or []
 
     asetup = setup.aio
     adelete = delete.aio
@@ -715,3 +766,4 @@ class PGStore(Runner):
     atext_search = text_search.aio
     ahybrid_search = hybrid_search.aio
     acreate_index = create_index.aio
+    aindex_progress = index_progress.aio
