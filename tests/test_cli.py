@@ -446,3 +446,27 @@ def test_missing_extension_is_one_line_that_says_what_to_do(
         admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
         admin.close()
+
+
+def test_index_create_builds_a_quantized_index_with_progress_and_a_summary(
+    pg_dsn: str, table_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qwen_pg_integrations.pg import PGStore, Record
+
+    store = PGStore(pg_dsn, table_name=table_name, dimension=16, embedding_model="m")
+    store.add(Record(f"r{i}", "t", {}, [float(i % 7), 1.0] + [0.5] * 14) for i in range(200))
+    code, out, err = _run(
+        capsys, "--dsn", pg_dsn, "--table", table_name, "index", "create",
+        "--quantization", "binary", "--m", "8",
+    )  # fmt: skip
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "100%" in flat and "binary" in flat and " 200 " in flat
+    reopened = PGStore(pg_dsn, table_name=table_name)
+    reopened.count()
+    assert reopened.spec is not None and reopened.spec.quantization == "binary"
+    code, out, _ = _run(capsys, "--dsn", pg_dsn, "--table", table_name, "index", "progress")
+    assert code == 0 and "no index build is running" in out
+    code, _, err = _run(capsys, "--dsn", pg_dsn, "--table", table_name + "_x", "index", "create")
+    assert code == 1 and "does not exist" in err
+    store.drop()

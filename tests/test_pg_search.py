@@ -365,7 +365,7 @@ def test_cached_unfiltered_statement_matches_a_fresh_build(pg_dsn: str, table_na
                     s.spec, p, "V", 7, max_distance=bound, include_embeddings=emb
                 ).as_bytes(None)
                 for _ in range(2):
-                    cached, values = _cached_search(s.spec, "V", 7, bound, emb)
+                    cached, values = _cached_search(s.spec, "V", 7, 7, bound, emb)
                     assert cached == fresh and values == p.values
         s.close()
         assert s.count() == 5  # the pool reopens

@@ -224,6 +224,44 @@ def test_rag_over_a_table_written_by_the_pg_store_uses_its_recorded_model(
     assert embed_req.body["parameters"]["dimension"] == 512
 
 
+@pytest.mark.parametrize("quantization", ["binary", "halfvec"])
+def test_rag_over_a_quantized_table_uses_its_index_and_exact_similarities(
+    db: Any, emu: Any, sql_dsn: str, quantization: str
+):
+    from qwen_pg_integrations.dashscope import EmbeddingClient
+    from qwen_pg_integrations.pg import PGStore, Record
+
+    client = EmbeddingClient(api_key=emu.api_key, base_url=emu.base_url)
+    topics = ["cafeteria lunch", "parking rules", "holiday calendar", "printer toner", "team"]
+    places = ["Hangzhou", "Beijing", "Shanghai", "Shenzhen", "Chengdu", "Wuhan", "Xi'an", "Suzhou"]
+    texts = [f"{topics[i % 5]} note for the {places[i // 5]} office" for i in range(40)]
+    texts += ["HNSW indexes make pgvector similarity search fast."]
+    table = f"quant_{quantization}"
+    with psycopg.connect(sql_dsn) as conn:
+        store = PGStore(conn, table_name=table, embedding_model="text-embedding-v4")
+        vectors = client.embed_documents(texts)
+        store.add(
+            Record(f"d{i}", t, {}, v) for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
+        )
+        store.create_index("hnsw", quantization=quantization)
+        conn.commit()
+    db.execute("SET enable_seqscan = off")  # 41 rows: the planner would rightly scan them
+    _, sources, no_context = db.execute(
+        f"SELECT * FROM qwen_pg.rag('How do HNSW indexes make pgvector fast?', '{table}', 2, 0.5)"
+    ).fetchone()
+    db.execute("RESET enable_seqscan")
+    assert not no_context and sources[0]["id"] == "d40"
+    query = client.embed_query("How do HNSW indexes make pgvector fast?")
+    assert sources[0]["similarity"] == pytest.approx(_cosine(query, vectors[40]), abs=1e-5)
+    db.execute("SELECT pg_stat_force_next_flush()")
+    db.execute("SELECT pg_stat_clear_snapshot()")
+    (scans,) = db.execute(
+        "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = %s",
+        [f"{table}_embedding_hnsw_{quantization}"],
+    ).fetchone()
+    assert scans >= 1, "rag() did not use the quantized index"
+
+
 def test_rag_on_a_table_without_embedding_column_is_a_clear_error(db: Any):
     db.execute("CREATE TABLE IF NOT EXISTS plain (id int, body text)")
     with pytest.raises(psycopg.Error) as info:

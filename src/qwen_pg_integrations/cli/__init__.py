@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the bundled DashScope emulator even if DASHSCOPE_API_KEY is set",
     )
 
+    p = command("index", "build the vector index (quantized, sized, with progress)")
+    from ._index import add_arguments as index_arguments
+
+    index_arguments(p)
+
     p = command("sql", "install or remove the in-database functions (qwen_pg.*)", _SQL_OWN)
     # --dsn after `sql` works too; SUPPRESS keeps a global --dsn when it is not repeated here
     p.add_argument("--dsn", default=argparse.SUPPRESS, help="database (default: global --dsn)")

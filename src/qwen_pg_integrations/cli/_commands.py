@@ -117,6 +117,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args, stdout_console())
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from ._index import run_index
+
+    return run_index(args, stdout_console())
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from ._sql import run_sql
 
@@ -129,6 +135,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "search": cmd_search,
     "status": cmd_status,
     "demo": cmd_demo,
+    "index": cmd_index,
     "sql": cmd_sql,
 }
 

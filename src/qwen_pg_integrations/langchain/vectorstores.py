@@ -148,7 +148,8 @@ class PGVectorStore(VectorStore):
         table_name: the collection table.
         schema_name: its schema (default: the current schema).
         embedding_dimension: the vector dimension (default: taken from the first vector).
-        distance: ``"cosine"`` (default), ``"l2"`` or ``"inner_product"``.
+        distance: ``"cosine"``, ``"l2"`` or ``"inner_product"``; ``None``: the table's, cosine for a
+            new table.
         embedding_model: recorded in the catalog (default: the embeddings' ``model``
             attribute); opening the table with another model raises ``SchemaMismatchError``.
         text_search: ``"auto"``, ``"jieba"``, a server text-search configuration, or
@@ -177,7 +178,7 @@ class PGVectorStore(VectorStore):
         table_name: str = "qwen_pg_documents",
         schema_name: str | None = None,
         embedding_dimension: int | None = None,
-        distance: Distance | str = "cosine",
+        distance: Distance | str | None = None,
         embedding_model: str | None = None,
         text_search: str = "auto",
         vector_type: str = "auto",

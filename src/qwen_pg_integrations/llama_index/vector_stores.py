@@ -76,7 +76,7 @@ class PGVectorStore(BasePydanticVectorStore):
     table_name: str = "qwen_pg_documents"
     schema_name: str | None = None
     embed_dim: int | None = None
-    distance: str = "cosine"
+    distance: str | None = None
     embedding_model: str | None = None
     text_search: str = "auto"
 

@@ -74,7 +74,7 @@ class Requested:
     table: str
     schema: str | None
     dimension: int | None
-    distance: Distance
+    distance: Distance | None  # None: the catalog's, cosine for a new table
     embedding_model: str | None
     text_search: str
     vector_type: str
@@ -116,7 +116,7 @@ def _mismatch(spec_row: TableSpec, req: Requested) -> None:
     problems = []
     if req.dimension is not None and req.dimension != spec_row.dimension:
         problems.append(f"dimension {spec_row.dimension} (asked for {req.dimension})")
-    if req.distance != spec_row.distance:
+    if req.distance is not None and req.distance != spec_row.distance:
         problems.append(f"distance {spec_row.distance.value!r} (asked for {req.distance.value!r})")
     if (
         req.embedding_model
@@ -272,7 +272,7 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
         schema,
         req.table,
         dimension,
-        req.distance,
+        req.distance or Distance.COSINE,
         vector_type,
         text_search,
         req.embedding_model,

@@ -149,7 +149,8 @@ class PGStore(Runner):
         table_name: the collection table (created on first use).
         schema_name: its schema (default: the connection's current schema).
         dimension: vector dimension; ``None`` takes it from the catalog or the first vector.
-        distance: ``"cosine"``, ``"l2"`` or ``"inner_product"`` (fixed per table).
+        distance: ``"cosine"``, ``"l2"`` or ``"inner_product"`` (fixed per table); ``None``
+            (default): the existing table's, cosine for a new one.
         embedding_model: recorded in the catalog; opening the table with another model fails.
         text_search: ``"auto"`` (a zhparser / pg_jieba configuration if the server has one,
             else ``"jieba"``: client-side segmentation into a ``simple`` tsvector), a
@@ -178,7 +179,7 @@ class PGStore(Runner):
         table_name: str = "qwen_pg_documents",
         schema_name: str | None = None,
         dimension: int | None = None,
-        distance: Distance | str = "cosine",
+        distance: Distance | str | None = None,
         embedding_model: str | None = None,
         text_search: str = "auto",
         vector_type: str = "auto",
@@ -217,7 +218,7 @@ class PGStore(Runner):
             table=table_name,
             schema=schema_name,
             dimension=dimension,
-            distance=Distance.parse(distance),
+            distance=None if distance is None else Distance.parse(distance),
             embedding_model=embedding_model,
             text_search=text_search,
             vector_type=vector_type,
@@ -237,7 +238,9 @@ class PGStore(Runner):
     @property
     def distance(self) -> Distance:
         """The table's distance."""
-        return self._spec.distance if self._spec else self._req.distance
+        if self._spec is not None:
+            return self._spec.distance
+        return self._req.distance or Distance.COSINE
 
     @property
     def spec(self) -> TableSpec | None:

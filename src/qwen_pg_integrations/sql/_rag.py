@@ -16,6 +16,10 @@ from ..rag.flow import check_question
 from ..types import ChatMessage
 from ._plpy import Plpy, raise_pg
 
+# as pg._ops.candidates_for (imported here would load the psycopg-based core into the server)
+BINARY_OVERSAMPLE = 4
+BINARY_CANDIDATES_MAX = 1000
+
 __all__ = ["rag"]
 
 _TABLE_INFO = """
@@ -43,33 +47,70 @@ def _table_info(plpy: Plpy, tbl: str) -> Mapping[str, Any]:
     return info
 
 
-def _catalog_model(plpy: Plpy, info: Mapping[str, Any]) -> str | None:
-    """The embedding model the PG store recorded for the table in its catalog, if any."""
+def _catalog(plpy: Plpy, info: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The embedding model and index quantization the PG store recorded for the table."""
     if not info["has_catalog"]:
-        return None
+        return None, None
     catalog = plpy.quote_ident(info["nspname"]) + ".qwen_pg_collections"
+    has_quant = plpy.execute(
+        plpy.prepare(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass"
+            " AND attname = 'quantization' AND NOT attisdropped",
+            ["text"],
+        ),
+        [catalog],
+    ).nrows()
+    quant = "quantization" if has_quant else "NULL::text AS quantization"
     query = (
-        f"SELECT embedding_model FROM {catalog}"  # noqa: S608 (quoted by quote_ident)
+        f"SELECT embedding_model, {quant} FROM {catalog}"  # noqa: S608 (quoted by quote_ident)
         " WHERE schema_name = $1 AND table_name = $2"
     )
     rows = plpy.execute(plpy.prepare(query, ["text", "text"]), [info["nspname"], info["relname"]])
-    if rows.nrows() and rows[0]["embedding_model"]:
-        return str(rows[0]["embedding_model"])
-    return None
+    if not rows.nrows():
+        return None, None
+    model = str(rows[0]["embedding_model"]) if rows[0]["embedding_model"] else None
+    q = rows[0]["quantization"]
+    return model, (q if q in ("halfvec", "binary") else None)
 
 
-def _search(plpy: Plpy, info: Mapping[str, Any], vector: str, k: int) -> list[RetrievedChunk]:
+def _search(
+    plpy: Plpy, info: Mapping[str, Any], vector: str, k: int, quantization: str | None
+) -> list[RetrievedChunk]:
     vs = str(info["vs"])
     cast = f"{vs}.{info['embedding_type']}"
     op = f"OPERATOR({vs}.<=>)"
     # ORDER BY distance LIMIT k lets an HNSW/IVFFlat index answer; names were quoted by %I.
+    # With a quantized index (pg.queries.nearest_sql, the same statement shape) the rows come
+    # in the index's order of the quantized value and are re-ranked by the exact distance.
+    dims = int(info["dims"])
+    order, n = f"embedding {op} $1::{cast}", k
+    if quantization == "binary":
+        order = (
+            f"{vs}.binary_quantize(embedding)::bit({dims}) OPERATOR({vs}.<~>)"
+            f" {vs}.binary_quantize($1::{cast})::bit({dims})"
+        )
+        n = min(BINARY_CANDIDATES_MAX, max(BINARY_OVERSAMPLE * k, k + 40))
+    elif quantization == "halfvec" and info["embedding_type"] == "vector":
+        order = f"embedding::{vs}.halfvec({dims}) {op} $1::{cast}::{vs}.halfvec({dims})"
     query = (
-        "SELECT id::text AS id, content, metadata::text AS metadata,"  # noqa: S608
-        f" 1 - (embedding {op} $1::{cast}) AS similarity"
-        f" FROM {info['qualified']} WHERE embedding IS NOT NULL"
-        f" ORDER BY embedding {op} $1::{cast} LIMIT $2"
+        "SELECT id, content, metadata, similarity FROM ("  # noqa: S608
+        "SELECT id::text AS id, content, metadata::text AS metadata,"
+        f" 1 - (embedding {op} $1::{cast}) AS similarity FROM ("
+        f"SELECT * FROM {info['qualified']} WHERE embedding IS NOT NULL"
+        f" ORDER BY {order} LIMIT $3) AS candidates"
+        ") AS nearest ORDER BY similarity DESC, id LIMIT $2"
     )
-    rows = plpy.execute(plpy.prepare(query, ["text", "integer"]), [vector, k])
+    # HNSW hands out at most ef_search rows: at least the candidates, for this query only
+    # (set_config is transaction-local; the caller's value is put back right after)
+    previous = plpy.execute("SELECT current_setting('hnsw.ef_search', true) AS v")[0]["v"]
+    wanted = max(n, int(previous) if previous and str(previous).isdigit() else 40)
+    set_ef = plpy.prepare("SELECT set_config('hnsw.ef_search', $1, true)", ["text"])
+    plpy.execute(set_ef, [str(min(wanted, 1000))])
+    try:
+        rows = plpy.execute(plpy.prepare(query, ["text", "integer", "integer"]), [vector, k, n])
+    finally:
+        if previous:
+            plpy.execute(set_ef, [str(previous)])
     return [
         RetrievedChunk(
             content=str(row["content"]),
@@ -127,7 +168,8 @@ def rag(
         # only chunks that passed and answers "nothing found" when none did.
         config = RagConfig(k=5 if k is None else k)
         info = _table_info(plpy, tbl)
-        emb_model = embedding_model or _catalog_model(plpy, info)
+        recorded_model, quantization = _catalog(plpy, info)
+        emb_model = embedding_model or recorded_model
         dims = int(info["dims"]) if info["dims"] and int(info["dims"]) > 0 else None
         flow = rag_flow(question or "", config)
     except QwenPGError as exc:
@@ -140,7 +182,7 @@ def rag(
 
     def retrieve(query: str, n: int) -> Sequence[RetrievedChunk]:
         vector = str(plpy.execute(embed_plan, [query, emb_model, dims])[0]["v"])
-        chunks = _search(plpy, info, vector, n)
+        chunks = _search(plpy, info, vector, n, quantization)
         if threshold is None:
             return chunks
         return [c for c in chunks if c.score is not None and c.score >= threshold]
