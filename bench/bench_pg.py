@@ -33,7 +33,7 @@ from pg_anchors import ANCHORS
 from pg_common import ServerInfo, Skip, System
 from pg_data import make_dataset
 from pg_ours import DIAGNOSTIC, OURS
-from pg_raw import RawPsycopg
+from pg_raw import RawIterative, RawPsycopg
 from pg_run import Entry, Result, finish, ingest_phase, query_phase
 
 HERE = Path(__file__).resolve().parent
@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         server = ServerInfo(dsn)
         contenders: list[tuple[str, str, Callable[[], System]]] = [
             ("raw", RawPsycopg.name, lambda: RawPsycopg(dsn)),
+            ("raw", RawIterative.name, lambda: RawIterative(dsn)),
             *[("diagnostic", c.name, (lambda c=c: c(server))) for c in DIAGNOSTIC],
             *[("ours", c.name, (lambda c=c: c(server))) for c in OURS],
             *[("anchor", c.name, (lambda c=c: c(server))) for c in ANCHORS],

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from qwen_pg_integrations.pg import PGStore, Record  # noqa: E402
-from qwen_pg_integrations.pg._ops import candidates_for, search_settings  # noqa: E402
+from qwen_pg_integrations.pg._ops import candidates_for, vector_settings  # noqa: E402
 
 LATENT = 48
 BLOCK = 20_000
@@ -220,7 +220,9 @@ def run(dsn: str, rows: int, dim: int, queries: int, out: Path, charts: bool) ->
         assert store.server is not None and store.spec is not None
         for k in (10, 100):
             n = candidates_for(store.spec, k, None)
-            ef = search_settings(store.server, n, filtered=False, ef_search=None, probes=None)
+            ef = vector_settings(
+                store.spec, store.server, k, filtered=False, ef_search=None, probes=None
+            )
             ef_value = ef.get("hnsw.ef_search", "40")
             stmt = raw.statement(quant)
             ours, t_ours = _timed(partial(_ours, store, k), data.queries)

@@ -135,3 +135,21 @@ class RawPsycopg:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class RawIterative(RawPsycopg):
+    """The same prepared statements with iterative index scans on for the session
+    (``hnsw.iterative_scan = relaxed_order``), so filtered queries are complete: the raw limit
+    a complete filtered search is measured against."""
+
+    name = "raw psycopg, iterative scans (complete filtered)"
+
+    def __init__(self, dsn: str, table: str = "bench_raw_iter") -> None:
+        super().__init__(dsn, table)
+
+    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        fresh = self._conn is None
+        conn = super()._connect()
+        if fresh:
+            conn.execute("SET hnsw.iterative_scan = relaxed_order")
+        return conn

@@ -31,6 +31,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from ..errors import InvalidInputError
 
@@ -76,10 +77,18 @@ class Copy:
 class Transaction:
     """Run ``plan`` inside a transaction (a savepoint inside the caller's); with
     ``required=False`` only when the connection is not in autocommit mode (there a bare
-    statement would leave a transaction open)."""
+    statement would leave a transaction open).
+
+    ``pipeline`` (reads only: no COPY): on an idle autocommit connection the plan runs in
+    libpq's pipeline mode instead, where every statement up to the closing Sync is one
+    implicit transaction, so ``SET LOCAL`` applies and nothing outlives the block, without
+    the round trips of ``BEGIN`` and ``COMMIT``; statements whose results the plan does not
+    fetch travel with the next one.
+    """
 
     plan: Plan[Any]
     required: bool = True
+    pipeline: bool = False
 
 
 @dataclass
@@ -185,11 +194,23 @@ def _sync_op(conn: psycopg.Connection[Any], op: Op) -> Any:
                 copy.write_row(row)
         return None
     if isinstance(op, Transaction):
+        if _pipelined(conn, op):
+            with conn.pipeline():
+                return run_sync(conn, op.plan)
         if op.required or not conn.autocommit:
             with conn.transaction():
                 return run_sync(conn, op.plan)
         return run_sync(conn, op.plan)
     return conn
+
+
+def _pipelined(conn: Any, op: Transaction) -> bool:
+    return (
+        op.pipeline
+        and op.required
+        and conn.autocommit
+        and conn.info.transaction_status == TransactionStatus.IDLE
+    )
 
 
 async def _async_op(conn: psycopg.AsyncConnection[Any], op: Op) -> Any:
@@ -205,6 +226,9 @@ async def _async_op(conn: psycopg.AsyncConnection[Any], op: Op) -> Any:
                 await acopy.write_row(row)
         return None
     if isinstance(op, Transaction):
+        if _pipelined(conn, op):
+            async with conn.pipeline():
+                return await run_async(conn, op.plan)
         if op.required or not conn.autocommit:
             async with conn.transaction():
                 return await run_async(conn, op.plan)

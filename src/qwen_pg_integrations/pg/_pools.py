@@ -11,6 +11,8 @@ import asyncio
 import atexit
 import contextlib
 import threading
+import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,7 +24,39 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 from ..config import redact_dsn, redact_text
 from ..errors import DatabaseConnectionError
 
-__all__ = ["aclose_loop_pool", "checkout", "close_pools", "loop_pool", "sync_pool"]
+__all__ = [
+    "IDLE_CHECK",
+    "aclose_loop_pool",
+    "check_if_idle",
+    "checkout",
+    "close_pools",
+    "loop_pool",
+    "mark_used",
+    "sync_pool",
+]
+
+IDLE_CHECK = 1.0  # seconds a pooled connection sits idle before a checkout checks it first
+_last_used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def mark_used(conn: Any) -> None:
+    """Note that ``conn`` just finished an operation (it goes back to its pool)."""
+    _last_used[conn] = time.monotonic()
+
+
+def _idle_for(conn: Any) -> float:
+    return time.monotonic() - _last_used.get(conn, 0.0)
+
+
+def check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    """The pools' checkout check: an empty query (one round trip) on connections idle for more
+    than :data:`IDLE_CHECK` seconds, the ones a server restart, a killed backend or an idle
+    timeout may have closed meanwhile. A connection handed back moments ago skips it: that
+    round trip was a third of a k=10 HNSW search. If one did break since, the store runs the
+    operation again on another connection (``Engine.should_retry``)."""
+    if _idle_for(conn) > IDLE_CHECK:
+        ConnectionPool.check_connection(conn)
+
 
 _POOL_KW: dict[str, Any] = {"autocommit": True}
 _MIN, _MAX = 1, 8
@@ -68,7 +102,7 @@ def sync_pool(dsn: str) -> ConnectionPool[Any]:
             max_size=_MAX,
             open=True,
             name="qwen-pg",
-            check=ConnectionPool.check_connection,
+            check=check_if_idle,
         )
         # wait for min_size: a first request that finds no connection yet makes the pool grow,
         # and then even a single-threaded caller alternates between two backends (the pool is
@@ -142,6 +176,7 @@ class _LoopPool:
                 yield conn
             finally:
                 healthy = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
+                mark_used(conn)
                 if healthy and len(self.idle) < _MAX:
                     self.idle.append(conn)
                 else:
@@ -155,7 +190,8 @@ class _LoopPool:
             if cand.closed or cand.info.transaction_status != TransactionStatus.IDLE:
                 continue
             try:
-                await AsyncConnectionPool.check_connection(cand)
+                if _idle_for(cand) > IDLE_CHECK:
+                    await AsyncConnectionPool.check_connection(cand)
             except psycopg.Error:
                 with contextlib.suppress(Exception):
                     await cand.close()

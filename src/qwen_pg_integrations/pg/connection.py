@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from ..config import redact_dsn, redact_text, resolve_dsn
 from ..errors import ConfigurationError, DatabaseConnectionError
-from ._pools import aclose_loop_pool, checkout, close_pools, loop_pool, sync_pool
+from ._pools import aclose_loop_pool, checkout, close_pools, loop_pool, mark_used, sync_pool
 
 __all__ = ["ATTEMPTS", "ConnectionArg", "Engine", "check_dsn", "close_pools"]
 
@@ -30,7 +30,9 @@ ConnectionArg = Union[
     None,
 ]
 
-ATTEMPTS = 2  # a store operation whose own pooled connection broke runs once more
+# a store operation whose own pooled connection broke runs again, on another one: after a server
+# restart every pooled connection is dead, and each failed attempt discards one
+ATTEMPTS = 10
 
 
 def check_dsn(dsn: str) -> str:
@@ -111,13 +113,18 @@ class Engine:
         """Whether an operation that failed with ``psycopg.OperationalError`` on ``conn`` may
         run once more on a fresh connection.
 
-        Only the first attempt, only on the package's own pools (a caller's connection or
-        pool may hold the caller's transaction), and only when the connection broke (a
+        Up to ``ATTEMPTS - 1`` times, only on the package's own pools (a caller's connection
+        or pool may hold the caller's transaction), and only when the connection broke (a
         server-side error on a live connection, e.g. a statement timeout, is not retried).
         Every store operation is idempotent (reads; upserts by id and deletes in one
         transaction per batch), so re-running one whose commit outcome is unknown is safe.
         """
-        return attempt == 0 and self.owns_connections and conn is not None and bool(conn.closed)
+        return (
+            attempt < ATTEMPTS - 1
+            and self.owns_connections
+            and conn is not None
+            and bool(conn.closed)
+        )
 
     @property
     def supports_async(self) -> bool:
@@ -171,6 +178,7 @@ class Engine:
             with conn:  # what ConnectionPool.connection() does: end the transaction, keep it
                 yield conn
         finally:
+            mark_used(conn)
             pool.putconn(conn)
 
     @asynccontextmanager

@@ -176,8 +176,15 @@ def probe_count_sql(
     ids: list[str] | None,
     limit: int,
 ) -> sql.Composed:
-    """How many rows match, counting no further than ``limit`` (cheap even for big matches)."""
-    return sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {}{} LIMIT {}) AS probe").format(
+    """How many rows match, counting no further than ``limit`` (cheap even for big matches),
+    and the table's estimated row count (``pg_class.reltuples``; -1 before any ANALYZE)."""
+    return sql.SQL(
+        "SELECT count(*), (SELECT c.reltuples FROM pg_class c JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = {} AND c.relname = {}) "
+        "FROM (SELECT 1 FROM {}{} LIMIT {}) AS probe"
+    ).format(
+        params.add(spec.schema),
+        params.add(spec.table),
         spec.ident,
         _where([_ids_cond(params, ids), compile_filter(filter, params)]),
         params.add(int(limit)),

@@ -339,7 +339,7 @@ class PGStore(Runner):
         def plan() -> Plan[T]:
             spec, server = yield from self._table(len(embedding))
             inner, tx = body(spec, server, _ops.query_vector(spec, embedding))
-            result: T = yield Transaction(inner, required=tx)
+            result: T = yield Transaction(inner, required=tx, pipeline=True)
             return result
 
         result: T = yield Unit(plan)
@@ -514,8 +514,14 @@ class PGStore(Runner):
             spec: TableSpec, server: ServerInfo, vec: Any
         ) -> tuple[Plan[list[SearchHit]], bool]:
             restricted = bool(filter) or ids is not None
-            settings = _ops.search_settings(
-                server, k, filtered=restricted, ef_search=ef_search, probes=probes
+            settings = _ops.vector_settings(
+                spec,
+                server,
+                k,
+                filtered=restricted,
+                ef_search=ef_search,
+                probes=probes,
+                candidates=candidates,
             )
             plan = _ops.search_plan(
                 spec,
