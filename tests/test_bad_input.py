@@ -134,6 +134,28 @@ def test_nan_or_inf_in_a_vector_is_refused_and_its_batch_writes_nothing(
     assert victim.get(["n0", "bad"]) == []
 
 
+@pytest.mark.parametrize(
+    ("bad", "error", "match"),
+    [
+        ([1.0, math.nan, 0.0, 0.0], InvalidInputError, "record 'bad'.*NaN or infinite"),
+        ([1.0, 2.0, 3.0], SchemaMismatchError, "record 'bad' has 3 dimensions"),
+        ([1.0, "x", 0.0, 0.0], InvalidInputError, "record 'bad'.*list of numbers"),
+        ([[1.0, 2.0], [3.0, 4.0]], InvalidInputError, "record 'bad'.*1-d vector"),
+    ],
+)
+@pytest.mark.parametrize("at", [0, 255, 256, 700])
+def test_a_bad_vector_anywhere_in_a_large_batch_is_named_and_nothing_is_written(
+    bad: list[Any], error: type[Exception], match: str, at: int, victim: PGStore
+) -> None:
+    """Vectors are converted a block (256) at a time: a bad one in any block, at any place,
+    is found and named, and the batch writes nothing."""
+    batch = [Record(f"n{i}", f"new {i}", {}, _vec(i)) for i in range(800)]
+    batch[at] = Record("bad", "bad vector", {}, bad)
+    with pytest.raises(error, match=match):
+        victim.add(batch)
+    assert victim.get(["n1", "n799", "bad"]) == []
+
+
 def test_wrong_dimension_is_a_schema_mismatch_for_writes_and_queries(victim: PGStore) -> None:
     with pytest.raises(SchemaMismatchError, match="3 dimensions but table"):
         victim.add([Record("ok", "ok", {}, _vec(1)), Record("short", "x", {}, [1.0, 2.0, 3.0])])

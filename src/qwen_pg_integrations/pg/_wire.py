@@ -18,7 +18,13 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
-__all__ = ["WireHalfVector", "WireVector", "encode_vector", "register_wire_dumpers"]
+__all__ = [
+    "WireHalfVector",
+    "WireVector",
+    "encode_vector",
+    "encode_vectors",
+    "register_wire_dumpers",
+]
 
 _HEAD = struct.Struct("!HH")  # dimension, unused
 
@@ -38,6 +44,14 @@ def encode_vector(arr: np.ndarray[Any, Any], halfvec: bool) -> bytes:
     if arr.dtype.str != ">f4":
         arr = arr.astype(">f4")
     return WireVector(_HEAD.pack(arr.size, 0) + arr.tobytes())
+
+
+def encode_vectors(block: np.ndarray[Any, Any], halfvec: bool) -> list[bytes]:
+    """The wire bytes of each row of a checked 2-d float32 (or big-endian float4) block."""
+    head = _HEAD.pack(block.shape[1], 0)
+    wire: type[bytes] = WireHalfVector if halfvec else WireVector
+    data = block.astype(">f2" if halfvec else ">f4", copy=False)
+    return [wire(head + row.tobytes()) for row in data]
 
 
 def _passthrough(base: type[Dumper], wire: type[bytes]) -> type[Dumper]:

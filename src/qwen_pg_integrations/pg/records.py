@@ -298,7 +298,12 @@ def check_vector(
 ) -> npt.NDArray[np.float32]:
     """The embedding as a float32 array (``dtype``: another 4-byte float layout, e.g. the
     big-endian ``">f4"`` of the wire format), checked for shape and finiteness."""
-    arr = np.asarray(embedding, dtype=dtype)
+    try:
+        arr = np.asarray(embedding, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"an embedding must be a list of numbers, got {type(embedding).__name__} ({exc})"
+        ) from None
     if arr.ndim != 1 or arr.size == 0:
         raise InvalidInputError(
             f"an embedding must be a non-empty 1-d vector, got shape {arr.shape}"
