@@ -14,6 +14,7 @@ __all__ = [
     "ChatMessage",
     "ChatResponse",
     "EmbeddingResult",
+    "RerankResult",
     "Role",
     "ToolCall",
     "ToolCallChunk",
@@ -133,3 +134,13 @@ class EmbeddingResult:
     dimensions: int
     total_tokens: int = 0
     request_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """One reranked document: its position in the input, the model's relevance score (higher
+    is more relevant) and, when asked for, the document's text as the service returned it."""
+
+    index: int
+    relevance_score: float
+    document: str | None = None

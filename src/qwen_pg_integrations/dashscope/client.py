@@ -25,6 +25,7 @@ from ._retry import RetryPolicy
 __all__ = ["DashScopeClient"]
 
 EMBEDDING_PATH = "services/embeddings/text-embedding/text-embedding"
+RERANK_PATH = "services/rerank/text-rerank/text-rerank"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 3
 
@@ -32,6 +33,7 @@ DEFAULT_MAX_RETRIES = 3
 _Generation: Any = dashscope.Generation
 _AioGeneration: Any = dashscope.AioGeneration
 _TextEmbedding: Any = dashscope.TextEmbedding
+_TextReRank: Any = dashscope.TextReRank
 
 
 class DashScopeClient:
@@ -245,6 +247,53 @@ class DashScopeClient:
         body = {"model": model, "input": {"texts": list(texts)}, "parameters": dict(parameters)}
         with self._typed_errors():
             headers = _aio.build_headers(self._secret(), self.workspace, module="embeddings")
+            response = await _aio.post_json(
+                session, url, headers=headers, body=body, timeout=timeout or self.timeout
+            )
+            self._check(response)
+        return response
+
+    # --- text rerank ----------------------------------------------------------------------
+
+    def text_rerank(
+        self,
+        model: str,
+        query: str,
+        documents: Sequence[str],
+        parameters: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> Mapping[str, Any]:
+        """One ``TextReRank.call`` (sync SDK); raises the typed error on failure (the SDK
+        itself returns a response with ``output=None`` on HTTP errors)."""
+        with self._typed_errors():
+            kwargs = {**parameters, **self.sdk_kwargs(timeout)}
+            response: Mapping[str, Any] = _TextReRank.call(
+                model=model, query=query, documents=list(documents), **kwargs
+            )
+            self._check(response)
+        return response
+
+    async def atext_rerank(
+        self,
+        session: aiohttp.ClientSession,
+        model: str,
+        query: str,
+        documents: Sequence[str],
+        parameters: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> Mapping[str, Any]:
+        """The same request as :meth:`text_rerank`, sent with aiohttp on ``session``."""
+        url = self.base_url.replace("{workspace_id}", self.workspace or "")
+        url = f"{url.rstrip('/')}/{RERANK_PATH}"
+        body = {
+            "model": model,
+            "input": {"query": query, "documents": list(documents)},
+            "parameters": dict(parameters),
+        }
+        with self._typed_errors():
+            headers = _aio.build_headers(self._secret(), self.workspace, module="rerank")
             response = await _aio.post_json(
                 session, url, headers=headers, body=body, timeout=timeout or self.timeout
             )

@@ -15,11 +15,15 @@ __all__ = [
     "DEFAULT_CHAT_MODEL",
     "DEFAULT_EMBEDDING_CONCURRENCY",
     "DEFAULT_EMBEDDING_MODEL",
+    "DEFAULT_RERANK_MODEL",
     "EMBEDDING_MODELS",
+    "RERANK_MODELS",
     "ChatModelSpec",
     "EmbeddingModelSpec",
+    "RerankModelSpec",
     "chat_model_spec",
     "embedding_model_spec",
+    "rerank_model_spec",
 ]
 
 DEFAULT_EMBEDDING_MODEL = "text-embedding-v4"
@@ -138,3 +142,49 @@ def chat_model_spec(model: str) -> ChatModelSpec:
         thinking=model.startswith(("qwen3", "qwq")),
         thinking_only=model.startswith("qwq") or "thinking" in model,
     )
+
+
+# --- rerank (protocol doc §11.2) ---------------------------------------------------------
+
+DEFAULT_RERANK_MODEL = "qwen3-rerank"
+
+
+@dataclass(frozen=True)
+class RerankModelSpec:
+    """Limits of one text-rerank model: documents per request, tokens per query or document
+    (longer ones are truncated by the service, silently), tokens per request, where a request
+    costs ``query_tokens x documents + sum(document_tokens)``."""
+
+    name: str
+    max_documents: int
+    max_item_tokens: int
+    max_request_tokens: int
+
+
+RERANK_MODELS: dict[str, RerankModelSpec] = {
+    spec.name: spec
+    for spec in (
+        RerankModelSpec("qwen3-rerank", 500, 4_000, 120_000),
+        RerankModelSpec("gte-rerank-v2", 500, 4_000, 30_000),
+        # limits not published: the smaller budget of its family, until verified
+        RerankModelSpec("qwen3.7-text-rerank", 500, 4_000, 30_000),
+    )
+}
+
+_RETIRED_RERANK = {"gte-rerank": "2026-05-30"}
+
+
+def rerank_model_spec(model: str) -> RerankModelSpec:
+    """The limits of ``model``; :class:`UnsupportedModelError` for unknown or retired names."""
+    try:
+        return RERANK_MODELS[model]
+    except KeyError:
+        known = ", ".join(RERANK_MODELS)
+        if model in _RETIRED_RERANK:
+            raise UnsupportedModelError(
+                f"{model} was discontinued on {_RETIRED_RERANK[model]}; use qwen3-rerank "
+                "(or gte-rerank-v2)."
+            ) from None
+        raise UnsupportedModelError(
+            f"Unknown rerank model {model!r}; use one of: {known}."
+        ) from None

@@ -30,6 +30,7 @@ __all__ = ["EmulatorServer", "Handler"]
 NATIVE_ROUTES = {
     "/api/v1/services/aigc/text-generation/generation": "generation",
     "/api/v1/services/embeddings/text-embedding/text-embedding": "embedding",
+    "/api/v1/services/rerank/text-rerank/text-rerank": "rerank",
 }
 COMPAT_ROUTES = {
     "/compatible-mode/v1/chat/completions": "generation",

@@ -19,6 +19,7 @@ Endpoints (POST; anything else -> 404 JSON):
 
 * ``/api/v1/services/aigc/text-generation/generation`` -- native chat, JSON or SSE;
 * ``/api/v1/services/embeddings/text-embedding/text-embedding`` -- native embeddings;
+* ``/api/v1/services/rerank/text-rerank/text-rerank`` -- native text rerank (``_rerank``);
 * ``/compatible-mode/v1/chat/completions`` and ``/compatible-mode/v1/embeddings`` -- OpenAI shapes.
 
 What it reproduces:
@@ -72,6 +73,7 @@ from ._native_chat import parse_native_chat, render_body, render_events
 from ._native_embed import embed_response, parse_embedding
 from ._policy import ChatRequest, Plan, default_plan, finalize, plan_from_script
 from ._records import RecordedRequest, RequestLog
+from ._rerank import rerank_response
 from ._server import EmulatorServer, Handler
 from ._wire import ApiError
 from .faults import Endpoint, Fault, FaultQueue, message_for
@@ -224,7 +226,7 @@ class DashScopeEmulator:
         return items[-1]
 
     def requests_for(self, endpoint: str) -> list[RecordedRequest]:
-        """The logged requests of one endpoint (``"generation"`` or ``"embedding"``)."""
+        """The logged requests of one endpoint (``"generation"``, ``"embedding"``, ``"rerank"``)."""
         return [r for r in self._log.snapshot() if r.endpoint == endpoint]
 
     @property
@@ -284,6 +286,9 @@ class DashScopeEmulator:
             return
         if rec.endpoint == "embedding":
             handler.send_json(200, embed_response(parse_embedding(body), rec.request_id))
+            return
+        if rec.endpoint == "rerank":
+            handler.send_json(200, rerank_response(body, rec.request_id))
             return
         call = parse_native_chat(body, rec.stream)
         plan = self._plan(call.req)

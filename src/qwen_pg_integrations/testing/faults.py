@@ -26,7 +26,7 @@ from typing import Literal
 
 __all__ = ["DEFAULT_MESSAGES", "Fault", "FaultQueue"]
 
-Endpoint = Literal["generation", "embedding"]
+Endpoint = Literal["generation", "embedding", "rerank"]
 
 DEFAULT_MESSAGES: dict[str, str] = {
     "InvalidApiKey": "Invalid API-key provided.",
@@ -141,8 +141,8 @@ class FaultQueue:
         """Queue ``fault`` for the next ``times`` matching calls."""
         if times < 1:
             raise ValueError("times must be >= 1.")
-        if endpoint not in (None, "generation", "embedding"):
-            raise ValueError('endpoint must be None, "generation" or "embedding".')
+        if endpoint not in (None, "generation", "embedding", "rerank"):
+            raise ValueError('endpoint must be None, "generation", "embedding" or "rerank".')
         with self._lock:
             self._entries.append(_Entry(fault, times, endpoint))
 
