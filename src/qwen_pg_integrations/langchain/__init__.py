@@ -3,6 +3,13 @@
 from .chat_models import ChatQwen
 from .embeddings import DashScopeEmbeddings
 from .rag import create_rag_chain
+from .rerank import DashScopeRerank
 from .vectorstores import PGVectorStore
 
-__all__ = ["ChatQwen", "DashScopeEmbeddings", "PGVectorStore", "create_rag_chain"]
+__all__ = [
+    "ChatQwen",
+    "DashScopeEmbeddings",
+    "DashScopeRerank",
+    "PGVectorStore",
+    "create_rag_chain",
+]
