@@ -21,6 +21,7 @@ __all__ = ["build_parser", "main"]
 DEFAULT_TABLE = "qwen_pg_documents"
 DEFAULT_EMBEDDING_MODEL = "text-embedding-v4"
 DEFAULT_CHAT_MODEL = "qwen-plus"
+DEFAULT_RERANK_MODEL = "qwen3-rerank"
 
 
 def _threshold(value: str) -> float | str | None:
@@ -129,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("ask", "answer a question from the stored documents, with sources")
     p.add_argument("question")
     p.add_argument("--show-prompt", action="store_true", help="print the prompt sent to Qwen")
+    p.add_argument(
+        "--rerank",
+        nargs="?",
+        const=DEFAULT_RERANK_MODEL,
+        default=None,
+        metavar="MODEL",
+        help=f"rerank the candidates before answering (default model {DEFAULT_RERANK_MODEL}; "
+        "one extra call; the threshold then applies to rerank scores, auto: 0.2)",
+    )
+    p.add_argument(
+        "--fetch-k", type=int, default=None, help="candidates to rerank (default max(4k, 20))"
+    )
 
     p = command("search", "ranked chunks for a text")
     p.add_argument("text")

@@ -16,11 +16,20 @@ if TYPE_CHECKING:
     from ..ingest import IngestSummary
     from ..rag.knowledge_base import KnowledgeBase
 
-__all__ = ["DEFAULT_THRESHOLD", "open_knowledge_base", "run_ingest", "threshold_of"]
+__all__ = [
+    "DEFAULT_RERANK_THRESHOLD",
+    "DEFAULT_THRESHOLD",
+    "open_knowledge_base",
+    "run_ingest",
+    "threshold_of",
+]
 
 # A relevance score (cosine similarity) under which DashScope text-embedding-v3/v4 chunks are
 # rarely on topic. Tune it for your corpus with `qwen-pg search`.
 DEFAULT_THRESHOLD = 0.45
+# With --rerank the threshold applies to rerank scores (a cross-encoder's: off-topic passages
+# score near 0); a starting point, tune it for your corpus.
+DEFAULT_RERANK_THRESHOLD = 0.2
 
 
 def threshold_of(args: argparse.Namespace, default: float = DEFAULT_THRESHOLD) -> float | None:
@@ -47,6 +56,8 @@ def open_knowledge_base(
     from ..rag.knowledge_base import KnowledgeBase
 
     resolve_api_key(api_key)  # fail before touching the database when no key is set
+    rerank_model = getattr(args, "rerank", None)
+    default = DEFAULT_RERANK_THRESHOLD if rerank_model else DEFAULT_THRESHOLD
     return KnowledgeBase.open(
         args.dsn,
         table_name=table or args.table,
@@ -56,9 +67,11 @@ def open_knowledge_base(
         api_key=api_key,
         base_url=base_url or args.base_url,
         k=args.k,
-        score_threshold=threshold if threshold is not None else threshold_of(args),
+        score_threshold=threshold if threshold is not None else threshold_of(args, default),
         language=args.language,
         create_table=create,
+        rerank_model=rerank_model,
+        fetch_k=getattr(args, "fetch_k", None),
     )
 
 

@@ -40,6 +40,7 @@ from ..rag import (
     arun_flow,
     astream_flow,
     rag_flow,
+    reranker_of,
     run_flow,
     stream_flow,
 )
@@ -423,6 +424,8 @@ def create_rag_chain(
     condense_llm: BaseLanguageModel[Any] | None = None,
     condense_question: bool = True,
     search_kwargs: Mapping[str, Any] | None = None,
+    rerank: Any = None,
+    fetch_k: int | None = None,
 ) -> RagChain:
     """A Runnable that answers questions from a vector store, with sources.
 
@@ -443,6 +446,10 @@ def create_rag_chain(
         condense_llm: model for rewriting follow-ups (default: ``llm``).
         condense_question: rewrite follow-ups into standalone questions when chat history is given.
         search_kwargs: extra arguments for the store's search, e.g. ``{"filter": {...}}``.
+        rerank: rerank the candidates before answering: ``True`` (qwen3-rerank), a
+            :class:`~qwen_pg_integrations.langchain.DashScopeRerank` or a core ``RerankClient``.
+            One extra call per question; ``score_threshold`` then applies to rerank scores.
+        fetch_k: candidates retrieved for the reranker (default ``max(4 * k, 20)``).
 
     Example::
 
@@ -457,6 +464,8 @@ def create_rag_chain(
         prompt=prompt,
         no_context_answer=no_context_answer,
         condense=condense_question,
+        reranker=reranker_of(rerank),
+        fetch_k=fetch_k,
     )
     return RagChain(
         LangChainRetrieval(store_or_retriever, search_kwargs), llm, config, condense_llm

@@ -27,6 +27,7 @@ from langchain_core.vectorstores import VectorStore
 from pydantic import BaseModel, Field
 
 from ..rag import RetrievedChunk, detect_language, format_context, select_chunks, source_label
+from ..rag.flow import arerank_chunks, fetch_size, rerank_chunks, reranker_of
 from .rag import LangChainRetrieval, RagChain, chunk_to_document
 
 __all__ = ["create_answer_tool", "create_search_tool"]
@@ -71,6 +72,8 @@ def create_search_tool(
     search_kwargs: Mapping[str, Any] | None = None,
     name: str = "search_knowledge_base",
     description: str = SEARCH_DESCRIPTION,
+    rerank: Any = None,
+    fetch_k: int | None = None,
 ) -> BaseTool:
     """A tool that returns the passages most relevant to a query (above the threshold).
 
@@ -81,18 +84,25 @@ def create_search_tool(
         search_kwargs: extra search arguments (``filter``, ...).
         name: the tool name the model sees.
         description: the tool description the model sees.
+        rerank: rerank ``fetch_k`` candidates first (``True``, a ``DashScopeRerank`` or a
+            ``RerankClient``); the threshold then applies to rerank scores.
+        fetch_k: candidates to rerank (default ``max(4 * k, 20)``).
 
     The tool message content is the numbered passages; its ``artifact`` the Documents (with
     ``metadata["score"]``).
     """
     retrieval = LangChainRetrieval(store_or_retriever, search_kwargs)
+    reranker = reranker_of(rerank)
+    fetch = fetch_size(k, reranker, fetch_k)
 
     def search(query: str) -> tuple[str, list[Document]]:
-        chunks = select_chunks(retrieval.retrieve(query, k), score_threshold, k)
+        found = rerank_chunks(reranker, query, retrieval.retrieve(query, fetch), k)
+        chunks = select_chunks(found, score_threshold, k)
         return _render(query, chunks), [chunk_to_document(c) for c in chunks]
 
     async def asearch(query: str) -> tuple[str, list[Document]]:
-        chunks = select_chunks(await retrieval.aretrieve(query, k), score_threshold, k)
+        found = await arerank_chunks(reranker, query, await retrieval.aretrieve(query, fetch), k)
+        chunks = select_chunks(found, score_threshold, k)
         return _render(query, chunks), [chunk_to_document(c) for c in chunks]
 
     return StructuredTool.from_function(

@@ -38,6 +38,7 @@ from ..rag import (
     arun_flow,
     astream_flow,
     rag_flow,
+    reranker_of,
     run_flow,
     stream_flow,
 )
@@ -255,6 +256,8 @@ def create_query_engine(
     streaming: bool = False,
     condense_llm: LLM | None = None,
     retriever_kwargs: Mapping[str, Any] | None = None,
+    rerank: Any = None,
+    fetch_k: int | None = None,
 ) -> QwenRAGQueryEngine:
     """A query engine that answers from a vector store with sources, or says it found nothing.
 
@@ -275,6 +278,11 @@ def create_query_engine(
         condense_llm: LLM for rewriting follow-ups in :meth:`QwenRAGQueryEngine.chat`.
         retriever_kwargs: more arguments for ``index.as_retriever`` (e.g.
             ``vector_store_query_mode="hybrid"``).
+        rerank: rerank the candidates before answering: ``True`` (qwen3-rerank), a
+            :class:`~qwen_pg_integrations.llama_index.DashScopeRerank` or a core
+            ``RerankClient``. One extra call per question; ``similarity_cutoff`` then applies
+            to rerank scores.
+        fetch_k: candidates retrieved for the reranker (default ``max(4 * k, 20)``).
 
     Example::
 
@@ -289,9 +297,11 @@ def create_query_engine(
         language=language,
         prompt=prompt,
         no_context_answer=no_context_answer,
+        reranker=reranker_of(rerank),
+        fetch_k=fetch_k,
     )
     retriever = _retriever(
-        store_or_index, similarity_top_k, embed_model, filters, retriever_kwargs or {}
+        store_or_index, config.retrieve_k, embed_model, filters, retriever_kwargs or {}
     )
     return QwenRAGQueryEngine(
         retriever, llm, config, streaming=streaming, condense_llm=condense_llm

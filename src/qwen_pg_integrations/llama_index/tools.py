@@ -19,7 +19,8 @@ from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.schema import QueryBundle
 from llama_index.core.tools import FunctionTool, QueryEngineTool
 
-from ..rag import detect_language, format_context, select_chunks
+from ..rag import RetrievedChunk, detect_language, format_context, select_chunks
+from ..rag.flow import arerank_chunks, fetch_size, rerank_chunks, reranker_of
 from .query_engine import _Nodes, _retriever
 
 __all__ = ["create_query_engine_tool", "create_search_tool"]
@@ -57,28 +58,35 @@ def create_search_tool(
     embed_model: Any = None,
     name: str = "search_knowledge_base",
     description: str = SEARCH_DESCRIPTION,
+    rerank: Any = None,
+    fetch_k: int | None = None,
 ) -> FunctionTool:
     """A ``FunctionTool`` returning the passages above the cutoff, numbered, with scores.
 
     ``store_or_index`` is what ``create_query_engine`` takes (vector store + ``embed_model``,
-    index, or retriever).
+    index, or retriever). ``rerank`` (``True``, a ``DashScopeRerank`` or a ``RerankClient``)
+    reranks ``fetch_k`` candidates first (default ``max(4 * k, 20)``); the cutoff then applies
+    to rerank scores.
     """
-    retriever = _retriever(store_or_index, similarity_top_k, embed_model, None, {})
+    k = similarity_top_k
+    reranker = reranker_of(rerank)
+    fetch = fetch_size(k, reranker, fetch_k)
+    retriever = _retriever(store_or_index, fetch, embed_model, None, {})
 
-    def render(query: str, nodes: Any) -> str:
-        chunks = select_chunks(
-            _Nodes().chunks(nodes, similarity_top_k), similarity_cutoff, similarity_top_k
-        )
+    def render(query: str, chunks: tuple[RetrievedChunk, ...]) -> str:
+        chunks = select_chunks(chunks, similarity_cutoff, k)
         language = detect_language(query)
         return format_context(chunks, language) if chunks else _NOTHING[language]
 
     def search_knowledge_base(query: str) -> str:
         """Search the knowledge base for passages relevant to ``query``."""
-        return render(query, retriever.retrieve(QueryBundle(query)))
+        found = _Nodes().chunks(retriever.retrieve(QueryBundle(query)), fetch)
+        return render(query, rerank_chunks(reranker, query, found, k))
 
     async def asearch_knowledge_base(query: str) -> str:
         """Search the knowledge base for passages relevant to ``query``."""
-        return render(query, await retriever.aretrieve(QueryBundle(query)))
+        found = _Nodes().chunks(await retriever.aretrieve(QueryBundle(query)), fetch)
+        return render(query, await arerank_chunks(reranker, query, found, k))
 
     return FunctionTool.from_defaults(
         fn=search_knowledge_base,

@@ -1,7 +1,9 @@
 """Run :func:`~.flow.rag_flow` with real I/O: sync, async, and streaming variants.
 
-Each driver takes callables for the three requests of the flow. Adapters pass their framework's
-retriever and model calls; the CLI passes the core clients.
+Each driver takes callables for the requests of the flow. Adapters pass their framework's
+retriever and model calls; the CLI passes the core clients. A :class:`~.flow.Rerank` request
+carries its reranker (the core ``RerankClient``), called here: sync ``rerank``, async
+``arerank``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..types import ChatMessage
-from .flow import Condense, RagResult, Retrieve, RetrievedChunk, Step
+from .flow import Condense, RagResult, Rerank, Retrieve, RetrievedChunk, Step
 
 __all__ = [
     "AGenerateFn",
@@ -81,6 +83,8 @@ def run_flow(
                 step = flow.send(rewrite(step.messages))
             elif isinstance(step, Retrieve):
                 step = flow.send(list(retrieve(step.query, step.k)))
+            elif isinstance(step, Rerank):
+                step = flow.send(step.reranker.rerank(step.query, step.texts, top_n=step.top_n))
             else:
                 step = flow.send(generate(step.messages))
     except StopIteration as stop:
@@ -104,6 +108,10 @@ async def arun_flow(
                 step = flow.send(await rewrite(step.messages))
             elif isinstance(step, Retrieve):
                 step = flow.send(list(await retrieve(step.query, step.k)))
+            elif isinstance(step, Rerank):
+                step = flow.send(
+                    await step.reranker.arerank(step.query, step.texts, top_n=step.top_n)
+                )
             else:
                 step = flow.send(await generate(step.messages))
     except StopIteration as stop:
@@ -129,6 +137,8 @@ def stream_flow(
                 step = flow.send(condense(step.messages))
             elif isinstance(step, Retrieve):
                 step = flow.send(list(retrieve(step.query, step.k)))
+            elif isinstance(step, Rerank):
+                step = flow.send(step.reranker.rerank(step.query, step.texts, top_n=step.top_n))
             else:
                 yield StreamContext(step.preview)
                 parts: list[str] = []
@@ -160,6 +170,10 @@ async def astream_flow(
                 step = flow.send(await condense(step.messages))
             elif isinstance(step, Retrieve):
                 step = flow.send(list(await retrieve(step.query, step.k)))
+            elif isinstance(step, Rerank):
+                step = flow.send(
+                    await step.reranker.arerank(step.query, step.texts, top_n=step.top_n)
+                )
             else:
                 yield StreamContext(step.preview)
                 parts: list[str] = []

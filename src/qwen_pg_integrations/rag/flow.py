@@ -5,6 +5,7 @@ the results through ``send``:
 
 * :class:`Condense` (messages) -> the standalone question (str), only with chat history;
 * :class:`Retrieve` (query, k) -> ``Sequence[RetrievedChunk]`` ranked by the store;
+* :class:`Rerank` (query, texts) -> the reranker's results, only with a ``reranker``;
 * :class:`Generate` (messages) -> the model's answer (str).
 
 It returns a :class:`RagResult`. The drivers in :mod:`.drivers` run it synchronously,
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import InvalidInputError
-from ..types import ChatMessage
+from ..types import ChatMessage, RerankResult
 from .prompts import (
     CONDENSE_PROMPTS,
     DEFAULT_PROMPTS,
@@ -40,14 +41,20 @@ __all__ = [
     "Generate",
     "RagConfig",
     "RagResult",
+    "Rerank",
     "Retrieve",
     "RetrievedChunk",
     "Step",
     "answer_messages",
+    "arerank_chunks",
     "check_question",
     "condense_messages",
+    "fetch_size",
     "format_context",
     "rag_flow",
+    "rerank_chunks",
+    "reranked_chunks",
+    "reranker_of",
     "select_chunks",
     "source_label",
 ]
@@ -91,6 +98,12 @@ class RagConfig:
             either way.
         condense: rewrite a follow-up into a standalone question when chat history is given.
         max_history_messages: the most recent history messages shown to the rewriter.
+        reranker: a :class:`~qwen_pg_integrations.dashscope.RerankClient` (or anything with
+            its ``rerank`` / ``arerank``): the store's ``fetch_k`` candidates are reranked in
+            one call and ``score_threshold`` applies to the rerank scores; the retrieval score
+            stays in each chunk's ``metadata["retrieval_score"]``.
+        fetch_k: candidates retrieved for the reranker (default ``max(4 * k, 20)``); more
+            candidates find more, at the price of a longer rerank call.
     """
 
     k: int = 4
@@ -100,10 +113,19 @@ class RagConfig:
     no_context_answer: str | Mapping[str, str] | None = DEFAULT_NO_CONTEXT
     condense: bool = True
     max_history_messages: int = 12
+    reranker: Any = None
+    fetch_k: int | None = None
 
     def __post_init__(self) -> None:
         if self.k <= 0:
             raise InvalidInputError(f"k must be a positive number of chunks, not {self.k}.")
+        if self.fetch_k is not None and self.fetch_k < self.k:
+            raise InvalidInputError(f"fetch_k ({self.fetch_k}) must be at least k ({self.k}).")
+        if self.reranker is not None and not callable(getattr(self.reranker, "rerank", None)):
+            raise InvalidInputError(
+                "reranker must be a RerankClient (or a DashScopeRerank's .client), "
+                f"not {type(self.reranker).__name__}."
+            )
         if self.max_history_messages <= 0:
             raise InvalidInputError("max_history_messages must be positive.")
         t = self.score_threshold
@@ -117,6 +139,13 @@ class RagConfig:
                 f"score_threshold must be a number in [0, 1] (minimum relevance), got {t!r}."
             )
         resolve_language(self.language, "")  # validates the value
+
+    @property
+    def retrieve_k(self) -> int:
+        """How many chunks the store is asked for (more when they are reranked)."""
+        if self.reranker is None:
+            return self.k
+        return self.fetch_k if self.fetch_k is not None else max(4 * self.k, 20)
 
     def no_context_text(self, language: Language) -> str | None:
         """The fixed "nothing found" answer, or ``None`` when the model should be asked."""
@@ -174,6 +203,17 @@ class Retrieve:
 
 
 @dataclass(frozen=True)
+class Rerank:
+    """Rerank the candidates with ``reranker`` (``rerank(query, texts, top_n=...)`` or its
+    async ``arerank``); send back its ``RerankResult`` list, best first."""
+
+    query: str
+    texts: tuple[str, ...]
+    top_n: int
+    reranker: Any
+
+
+@dataclass(frozen=True)
 class Generate:
     """Ask the model for the answer; send back its text.
 
@@ -185,7 +225,62 @@ class Generate:
     preview: RagResult
 
 
-Step = Condense | Retrieve | Generate
+Step = Condense | Retrieve | Rerank | Generate
+
+
+def reranker_of(rerank: Any) -> Any:
+    """The core reranker for a ``rerank=`` argument: ``None``/``False`` -> none; ``True`` -> a
+    ``RerankClient()`` (qwen3-rerank, key and endpoint from the environment); a framework
+    ``DashScopeRerank`` -> its ``.client``; a ``RerankClient`` (or look-alike) as it is."""
+    if rerank is None or rerank is False:
+        return None
+    if rerank is True:
+        from ..dashscope.rerank import RerankClient
+
+        return RerankClient()
+    client = getattr(rerank, "client", None)
+    if client is not None and callable(getattr(client, "rerank", None)):
+        return client
+    return rerank
+
+
+def fetch_size(k: int, reranker: Any, fetch_k: int | None = None) -> int:
+    """Candidates to retrieve for ``k`` results: ``k``, or ``fetch_k`` / ``max(4k, 20)`` to
+    rerank."""
+    return RagConfig(k=k, reranker=reranker, fetch_k=fetch_k).retrieve_k
+
+
+def rerank_chunks(
+    reranker: Any, query: str, chunks: Sequence[RetrievedChunk], k: int
+) -> tuple[RetrievedChunk, ...]:
+    """``chunks`` reranked for ``query`` (one call), the best ``k``; as they are without
+    ``reranker``."""
+    if reranker is None or not chunks:
+        return tuple(chunks)
+    results = reranker.rerank(query, [c.content for c in chunks], top_n=k)
+    return reranked_chunks(chunks, results)
+
+
+async def arerank_chunks(
+    reranker: Any, query: str, chunks: Sequence[RetrievedChunk], k: int
+) -> tuple[RetrievedChunk, ...]:
+    """Async :func:`rerank_chunks`."""
+    if reranker is None or not chunks:
+        return tuple(chunks)
+    results = await reranker.arerank(query, [c.content for c in chunks], top_n=k)
+    return reranked_chunks(chunks, results)
+
+
+def reranked_chunks(
+    chunks: Sequence[RetrievedChunk], results: Sequence[RerankResult]
+) -> tuple[RetrievedChunk, ...]:
+    """The chunks in the reranker's order, scored by it (retrieval score kept in metadata)."""
+    out = []
+    for r in results:
+        c = chunks[r.index]
+        meta = {**c.metadata, "retrieval_score": c.score}
+        out.append(replace(c, score=float(r.relevance_score), metadata=meta))
+    return tuple(out)
 
 
 def source_label(chunk: RetrievedChunk) -> str:
@@ -312,7 +407,11 @@ def rag_flow(
         rewritten = yield Condense(messages)
         standalone = _clean_rewrite(str(rewritten), question)
 
-    retrieved = tuple((yield Retrieve(standalone, config.k)))
+    retrieved = tuple((yield Retrieve(standalone, config.retrieve_k)))
+    if config.reranker is not None and retrieved:
+        texts = tuple(c.content for c in retrieved)
+        results = yield Rerank(standalone, texts, config.k, config.reranker)
+        retrieved = reranked_chunks(retrieved, results)
     chunks = select_chunks(retrieved, config.score_threshold, config.k)
     preview = RagResult(
         question=question,

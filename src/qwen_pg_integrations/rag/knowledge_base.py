@@ -75,19 +75,23 @@ class KnowledgeBase:
         api_key: str | None = None,
         base_url: str | None = None,
         create_table: bool = True,
+        rerank_model: str | None = None,
         **config: Any,
     ) -> KnowledgeBase:
         """Build the clients and the store from names; ``config`` goes to :class:`RagConfig`.
 
         ``create_table=False`` opens an existing table only: nothing is created (a missing
-        table is :class:`~qwen_pg_integrations.errors.TableNotFoundError`).
+        table is :class:`~qwen_pg_integrations.errors.TableNotFoundError`). ``rerank_model``
+        (e.g. ``"qwen3-rerank"``) reranks the candidates (``fetch_k``) before answering.
         """
-        from ..dashscope import ChatClient, DashScopeClient, EmbeddingClient
+        from ..dashscope import ChatClient, DashScopeClient, EmbeddingClient, RerankClient
         from ..pg import PGStore
 
         client = DashScopeClient(api_key=api_key, base_url=base_url)
         embeddings = EmbeddingClient(embedding_model, dimensions=dimensions, client=client)
         chat = ChatClient(chat_model, client=client) if chat_model else None
+        if rerank_model:
+            config["reranker"] = RerankClient(rerank_model, client=client)
         store = PGStore(
             connection,
             table_name=table_name,
