@@ -71,3 +71,25 @@ def test_pg_bench_smoke_runs_every_system_and_prints_ratios(tmp_path: Path) -> N
         assert "/ raw prepared SQL: **" in report
     # The memory probe ran in a subprocess and reported RSS growth for the raw streaming floor.
     assert "| raw | 500 |" in report
+
+
+def test_retrieval_quality_bench_runs_every_stage_with_one_rerank_call(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "retrieval.md"
+    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_retrieval.py"), "--dsn", pg_dsn,
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=240, env=env, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+        for line in out.read_text(encoding="utf-8").splitlines()
+        if line.startswith("| ") and not line.startswith("| stage")
+    }
+    for stage in ("dense", "full text", "hybrid", "dense + rerank", "hybrid + rerank"):
+        hit5 = float(rows[stage][2])
+        assert 0.5 <= hit5 <= 1.0, (stage, rows[stage])
+    assert rows["dense + rerank"][-1] == "1.00" and rows["dense"][-1] == "0.00"
