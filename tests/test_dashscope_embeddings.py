@@ -251,5 +251,50 @@ def test_vectors_are_placed_by_text_index_not_by_answer_order() -> None:
         "usage": {"total_tokens": 3},
     }
     vectors: list[list[float] | None] = [None, None, None]
-    assert client._place(batch, answer, vectors) == (3, "r")
+    assert client._place(batch, answer, vectors, [None, None, None]) == (3, "r")
     assert vectors == [[0.0], [1.0], [2.0]]
+
+
+# --- sparse output (protocol doc §12.1) -----------------------------------------------------
+
+
+def test_dense_and_sparse_in_one_call_keyed_by_index(
+    dashscope_emulator: DashScopeEmulator,
+) -> None:
+    client = emb(dashscope_emulator, output_type="dense&sparse")
+    result = client.embed(texts(12))
+    assert len(result.vectors) == 12 and result.sparse is not None and len(result.sparse) == 12
+    for weights in result.sparse:
+        assert weights and all(isinstance(i, int) and i >= 0 for i in weights)
+        assert all(isinstance(v, float) and v > 0 for v in weights.values())
+    bodies = [r.body for r in dashscope_emulator.requests_for("embedding")]
+    assert {b["parameters"]["output_type"] for b in bodies} == {"dense&sparse"}
+    assert len(bodies) == 2  # the same batching as dense: the price of one call
+    # texts sharing words share sparse indices
+    a, b = client.embed_sparse(["pgvector HNSW index", "HNSW index build"])
+    assert set(a) & set(b)
+
+
+async def test_sparse_only_and_async_agree(dashscope_emulator: DashScopeEmulator) -> None:
+    client = emb(dashscope_emulator, output_type="sparse")
+    sync = client.embed(texts(3))
+    assert sync.vectors == [] and sync.sparse is not None
+    got = await client.aembed(texts(3))
+    assert got.sparse == sync.sparse
+
+
+def test_sparse_needs_v3_or_v4_and_a_sparse_client() -> None:
+    with pytest.raises(ConfigurationError, match="no sparse output"):
+        EmbeddingClient("text-embedding-v2", output_type="dense&sparse", api_key="sk-test")
+    with pytest.raises(ConfigurationError, match="output_type must be"):
+        EmbeddingClient(output_type="both", api_key="sk-test")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="dense vectors only"):
+        EmbeddingClient(api_key="sk-test").embed_sparse(["x"])
+
+
+def test_duplicate_sparse_indices_keep_the_largest_weight() -> None:
+    from qwen_pg_integrations.dashscope.embeddings import _sparse_weights
+
+    got = _sparse_weights([{"index": 7, "value": 0.2}, {"index": 7, "value": 0.5, "token": "a"},
+                           {"index": 3, "value": 0.0}])  # fmt: skip
+    assert got == {7: 0.5}

@@ -127,13 +127,18 @@ class ChatChunk:
 
 @dataclass(frozen=True)
 class EmbeddingResult:
-    """Vectors in input order, with the tokens the calls used."""
+    """Vectors in input order, with the tokens the calls used (``vectors`` is empty for a
+    sparse-only call)."""
 
     vectors: list[list[float]]
     model: str
     dimensions: int
     total_tokens: int = 0
     request_ids: tuple[str, ...] = ()
+    sparse: list[dict[int, float]] | None = None
+    """With ``output_type="dense&sparse"`` or ``"sparse"``: each text's sparse weights,
+    ``{token index: weight}`` (indices as DashScope returns them, duplicates merged by their
+    largest weight); ``None`` for dense-only calls."""
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,11 @@ from .models import (
     embedding_model_spec,
 )
 
-__all__ = ["EmbeddingClient", "TextType"]
+__all__ = ["OUTPUT_TYPES", "EmbeddingClient", "OutputType", "TextType"]
 
 TextType = Literal["query", "document"]
+OutputType = Literal["dense", "sparse", "dense&sparse"]
+OUTPUT_TYPES: tuple[str, ...] = ("dense", "sparse", "dense&sparse")
 
 
 class _Batch:
@@ -64,6 +66,9 @@ class EmbeddingClient:
         max_concurrency: batches in flight at once (threads for sync, requests for async).
         batch_size: texts per call; defaults to, and may not exceed, the model's maximum.
         check_length: refuse texts whose estimated tokens are surely over the model's limit.
+        output_type: ``"dense"`` (default), ``"dense&sparse"`` (both, for the price of one
+            call) or ``"sparse"``; v3/v4 only. Sparse weights come back in
+            :attr:`EmbeddingResult.sparse <qwen_pg_integrations.types.EmbeddingResult.sparse>`.
     """
 
     def __init__(
@@ -75,9 +80,20 @@ class EmbeddingClient:
         max_concurrency: int = DEFAULT_EMBEDDING_CONCURRENCY,
         batch_size: int | None = None,
         check_length: bool = True,
+        output_type: OutputType = "dense",
         **client_kwargs: Any,
     ) -> None:
         self.spec: EmbeddingModelSpec = embedding_model_spec(model)
+        if output_type not in OUTPUT_TYPES:
+            raise ConfigurationError(
+                f"output_type must be one of {', '.join(OUTPUT_TYPES)}, not {output_type!r}."
+            )
+        if output_type != "dense" and not self.spec.supports_dimension_param:
+            raise ConfigurationError(
+                f"{self.spec.name} has no sparse output: use text-embedding-v3 or v4 for "
+                f"output_type={output_type!r}."
+            )
+        self.output_type: OutputType = output_type
         if dimensions is not None and not self.spec.supports_dimension_param:
             if dimensions != self.spec.default_dimension:
                 self.spec.resolve_dimension(dimensions)  # raises InvalidDimensionError
@@ -122,6 +138,8 @@ class EmbeddingClient:
         params: dict[str, Any] = {"text_type": text_type}
         if self._send_dimension:
             params["dimension"] = self.dimensions
+        if self.output_type != "dense":
+            params["output_type"] = self.output_type
         return params
 
     def _batches(self, texts: Sequence[str]) -> list[_Batch]:
@@ -151,7 +169,11 @@ class EmbeddingClient:
         return [_Batch(s, items[s : s + size]) for s in range(0, len(items), size)]
 
     def _place(
-        self, batch: _Batch, response: Mapping[str, Any], vectors: list[list[float] | None]
+        self,
+        batch: _Batch,
+        response: Mapping[str, Any],
+        vectors: list[list[float] | None],
+        sparse: list[dict[int, float] | None],
     ) -> tuple[int, str | None]:
         output = response.get("output") or {}
         items = output.get("embeddings") if isinstance(output, Mapping) else None
@@ -162,25 +184,42 @@ class EmbeddingClient:
                 f"(request_id={response.get('request_id')}); retry the call.",
                 request_id=response.get("request_id") or None,
             )
+        dense = self.output_type != "sparse"
         for position, item in enumerate(items):
             index = item.get("text_index", position)
             vector = item.get("embedding")
-            if not isinstance(index, int) or not 0 <= index < len(batch.texts) or vector is None:
+            weights = item.get("sparse_embedding")
+            if (
+                not isinstance(index, int)
+                or not 0 <= index < len(batch.texts)
+                or (dense and vector is None)
+                or (self.output_type != "dense" and not isinstance(weights, list))
+            ):
                 raise BadRequestError(
                     f"DashScope returned a malformed embedding item (text_index={index!r}).",
                     request_id=response.get("request_id") or None,
                 )
-            vectors[batch.start + index] = [float(x) for x in vector]
+            if dense:
+                vectors[batch.start + index] = [float(x) for x in vector]
+            if self.output_type != "dense":
+                sparse[batch.start + index] = _sparse_weights(weights)
         usage = response.get("usage") or {}
         tokens = int(usage.get("total_tokens") or 0) if isinstance(usage, Mapping) else 0
         return tokens, response.get("request_id") or None
 
     def _result(
-        self, vectors: list[list[float] | None], tokens: int, request_ids: list[str | None]
+        self,
+        vectors: list[list[float] | None],
+        sparse: list[dict[int, float] | None],
+        tokens: int,
+        request_ids: list[str | None],
     ) -> EmbeddingResult:
         with self._lock:
             self._total_tokens += tokens
-        missing = [i for i, v in enumerate(vectors) if v is None]
+        wanted_dense = self.output_type != "sparse"
+        missing = [i for i, v in enumerate(vectors) if v is None] if wanted_dense else []
+        if self.output_type != "dense":
+            missing += [i for i, w in enumerate(sparse) if w is None]
         if missing:
             raise BadRequestError(f"DashScope returned no vector for texts {missing[:10]}.")
         return EmbeddingResult(
@@ -189,6 +228,7 @@ class EmbeddingClient:
             dimensions=self.dimensions,
             total_tokens=tokens,
             request_ids=tuple(r for r in request_ids if r),
+            sparse=[w for w in sparse if w is not None] if self.output_type != "dense" else None,
         )
 
     # --- sync -----------------------------------------------------------------------------
@@ -208,26 +248,40 @@ class EmbeddingClient:
         params = self._parameters(text_type)
         batches = self._batches(texts)
         vectors: list[list[float] | None] = [None] * sum(len(b.texts) for b in batches)
+        sparse: list[dict[int, float] | None] = [None] * len(vectors)
         tokens = 0
         request_ids: list[str | None] = []
         if len(batches) <= 1 or self.max_concurrency == 1:
             for batch in batches:
-                t, rid = self._place(batch, self._embed_batch(batch, params), vectors)
+                t, rid = self._place(batch, self._embed_batch(batch, params), vectors, sparse)
                 tokens += t
                 request_ids.append(rid)
-            return self._result(vectors, tokens, request_ids)
+            return self._result(vectors, sparse, tokens, request_ids)
         workers = min(self.max_concurrency, len(batches))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qwen-pg-embed")
         try:
             futures = [pool.submit(self._embed_batch, b, params) for b in batches]
             wait(futures, return_when=FIRST_EXCEPTION)
             for batch, future in zip(batches, futures, strict=True):
-                t, rid = self._place(batch, future.result(), vectors)
+                t, rid = self._place(batch, future.result(), vectors, sparse)
                 tokens += t
                 request_ids.append(rid)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        return self._result(vectors, tokens, request_ids)
+        return self._result(vectors, sparse, tokens, request_ids)
+
+    def embed_sparse(self, texts: Sequence[str], text_type: TextType = "document"
+                     ) -> list[dict[int, float]]:  # fmt: skip
+        """Sparse weights of ``texts`` (needs ``output_type`` ``"sparse"`` or
+        ``"dense&sparse"``)."""
+        if self.output_type == "dense":
+            raise ConfigurationError(
+                "this client embeds dense vectors only: create it with "
+                "output_type='dense&sparse' (or 'sparse') for sparse weights."
+            )
+        if not texts:
+            return []
+        return self.embed(texts, text_type).sparse or []
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """Vectors of documents (``text_type="document"``), in input order."""
@@ -246,8 +300,9 @@ class EmbeddingClient:
         params = self._parameters(text_type)
         batches = self._batches(texts)
         vectors: list[list[float] | None] = [None] * sum(len(b.texts) for b in batches)
+        sparse: list[dict[int, float] | None] = [None] * len(vectors)
         if not batches:
-            return self._result(vectors, 0, [])
+            return self._result(vectors, sparse, 0, [])
         semaphore = asyncio.Semaphore(self.max_concurrency)
         async with _aio.open_session(limit=self.max_concurrency) as session:
 
@@ -270,10 +325,10 @@ class EmbeddingClient:
         tokens = 0
         request_ids: list[str | None] = []
         for batch, response in zip(batches, responses, strict=True):
-            t, rid = self._place(batch, response, vectors)
+            t, rid = self._place(batch, response, vectors, sparse)
             tokens += t
             request_ids.append(rid)
-        return self._result(vectors, tokens, request_ids)
+        return self._result(vectors, sparse, tokens, request_ids)
 
     async def aembed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """Async :meth:`embed_documents`."""
@@ -282,3 +337,17 @@ class EmbeddingClient:
     async def aembed_query(self, text: str) -> list[float]:
         """Async :meth:`embed_query`."""
         return (await self.aembed([text], "query")).vectors[0]
+
+
+def _sparse_weights(items: list[Any]) -> dict[int, float]:
+    """``[{"index", "value", "token"?}, ...]`` -> ``{index: value}``; a repeated index keeps its
+    largest weight (pgvector's sparsevec refuses duplicates); zero weights are dropped."""
+    out: dict[int, float] = {}
+    for item in items:
+        index, value = item.get("index"), item.get("value")
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0 or value is None:
+            raise BadRequestError(f"DashScope returned a malformed sparse weight: {item!r}.")
+        weight = float(value)
+        if weight != 0.0 and weight > out.get(index, float("-inf")):
+            out[index] = weight
+    return out
