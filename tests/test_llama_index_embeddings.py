@@ -142,6 +142,7 @@ def test_public_names_of_the_llama_index_package() -> None:
 
     assert sorted(pkg.__all__) == [
         "DashScopeEmbedding",
+        "DashScopeRerank",
         "PGVectorStore",
         "Qwen",
         "create_query_engine",
