@@ -133,7 +133,7 @@ def test_empty_input_is_refused_or_empty_before_any_call(
 
 
 def test_retired_and_unknown_models_are_refused_up_front() -> None:
-    with pytest.raises(UnsupportedModelError, match="discontinued.*qwen3-rerank"):
+    with pytest.raises(UnsupportedModelError, match=r"discontinued.*qwen3-rerank"):
         RerankClient("gte-rerank", api_key="sk-test")
     with pytest.raises(UnsupportedModelError, match="Unknown rerank model"):
         RerankClient("nope", api_key="sk-test")
