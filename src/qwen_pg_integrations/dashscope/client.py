@@ -143,13 +143,9 @@ class DashScopeClient:
         timeout: float | None = None,
     ) -> Mapping[str, Any]:
         """One non-streaming ``Generation.call``; raises the typed error on failure."""
-        with self._typed_errors():
-            kwargs = {**parameters, **self.sdk_kwargs(timeout)}
-            response: Mapping[str, Any] = _Generation.call(
-                model=model, messages=list(messages), **kwargs
-            )
-            self._check(response)
-        return response
+        return self._sdk_call(
+            _Generation, parameters, timeout, model=model, messages=list(messages)
+        )
 
     def generation_stream(
         self,
@@ -215,6 +211,35 @@ class DashScopeClient:
 
     # --- text embedding -------------------------------------------------------------------
 
+    def _sdk_call(self, api: Any, parameters: Mapping[str, Any], timeout: float | None,
+                  **fields: Any) -> Mapping[str, Any]:  # fmt: skip
+        """One non-streaming SDK ``api.call`` routed to this client; checked (typed errors:
+        the SDK itself returns a response with ``output=None`` on HTTP errors)."""
+        with self._typed_errors():
+            kwargs = {**parameters, **self.sdk_kwargs(timeout)}
+            response: Mapping[str, Any] = api.call(**fields, **kwargs)
+            self._check(response)
+        return response
+
+    async def _apost(
+        self,
+        session: aiohttp.ClientSession,
+        path: str,
+        module: str,
+        body: dict[str, Any],
+        timeout: float | None,
+    ) -> Mapping[str, Any]:
+        """The same request as the SDK sends for ``path``, with aiohttp on ``session``."""
+        url = self.base_url.replace("{workspace_id}", self.workspace or "")
+        url = f"{url.rstrip('/')}/{path}"
+        with self._typed_errors():
+            headers = _aio.build_headers(self._secret(), self.workspace, module=module)
+            response = await _aio.post_json(
+                session, url, headers=headers, body=body, timeout=timeout or self.timeout
+            )
+            self._check(response)
+        return response
+
     def text_embedding(
         self,
         model: str,
@@ -224,13 +249,7 @@ class DashScopeClient:
         timeout: float | None = None,
     ) -> Mapping[str, Any]:
         """One ``TextEmbedding.call`` (sync SDK); raises the typed error on failure."""
-        with self._typed_errors():
-            kwargs = {**parameters, **self.sdk_kwargs(timeout)}
-            response: Mapping[str, Any] = _TextEmbedding.call(
-                model=model, input=list(texts), **kwargs
-            )
-            self._check(response)
-        return response
+        return self._sdk_call(_TextEmbedding, parameters, timeout, model=model, input=list(texts))
 
     async def atext_embedding(
         self,
@@ -242,16 +261,8 @@ class DashScopeClient:
         timeout: float | None = None,
     ) -> Mapping[str, Any]:
         """The same request as :meth:`text_embedding`, sent with aiohttp on ``session``."""
-        url = self.base_url.replace("{workspace_id}", self.workspace or "")
-        url = f"{url.rstrip('/')}/{EMBEDDING_PATH}"
         body = {"model": model, "input": {"texts": list(texts)}, "parameters": dict(parameters)}
-        with self._typed_errors():
-            headers = _aio.build_headers(self._secret(), self.workspace, module="embeddings")
-            response = await _aio.post_json(
-                session, url, headers=headers, body=body, timeout=timeout or self.timeout
-            )
-            self._check(response)
-        return response
+        return await self._apost(session, EMBEDDING_PATH, "embeddings", body, timeout)
 
     # --- text rerank ----------------------------------------------------------------------
 
@@ -264,15 +275,10 @@ class DashScopeClient:
         *,
         timeout: float | None = None,
     ) -> Mapping[str, Any]:
-        """One ``TextReRank.call`` (sync SDK); raises the typed error on failure (the SDK
-        itself returns a response with ``output=None`` on HTTP errors)."""
-        with self._typed_errors():
-            kwargs = {**parameters, **self.sdk_kwargs(timeout)}
-            response: Mapping[str, Any] = _TextReRank.call(
-                model=model, query=query, documents=list(documents), **kwargs
-            )
-            self._check(response)
-        return response
+        """One ``TextReRank.call`` (sync SDK); raises the typed error on failure."""
+        return self._sdk_call(
+            _TextReRank, parameters, timeout, model=model, query=query, documents=list(documents)
+        )
 
     async def atext_rerank(
         self,
@@ -285,20 +291,12 @@ class DashScopeClient:
         timeout: float | None = None,
     ) -> Mapping[str, Any]:
         """The same request as :meth:`text_rerank`, sent with aiohttp on ``session``."""
-        url = self.base_url.replace("{workspace_id}", self.workspace or "")
-        url = f"{url.rstrip('/')}/{RERANK_PATH}"
         body = {
             "model": model,
             "input": {"query": query, "documents": list(documents)},
             "parameters": dict(parameters),
         }
-        with self._typed_errors():
-            headers = _aio.build_headers(self._secret(), self.workspace, module="rerank")
-            response = await _aio.post_json(
-                session, url, headers=headers, body=body, timeout=timeout or self.timeout
-            )
-            self._check(response)
-        return response
+        return await self._apost(session, RERANK_PATH, "rerank", body, timeout)
 
 
 @asynccontextmanager
