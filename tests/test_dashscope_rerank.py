@@ -169,3 +169,21 @@ def test_the_emulator_enforces_the_services_limits(dashscope_emulator: DashScope
     assert "should not be empty or larger than 500" in many.message
     gone: Any = dashscope.TextReRank.call(model="gte-rerank", query="q", documents=["d"], **common)
     assert gone.status_code == 400 and gone.output is None
+
+
+def test_score_threshold_keeps_only_documents_at_or_above_it(
+    dashscope_emulator: DashScopeEmulator,
+) -> None:
+    client = rr(dashscope_emulator)
+    everything = client.rerank(QUERY, DOCS)
+    cut = everything[1].relevance_score
+    kept = client.rerank(QUERY, DOCS, score_threshold=cut)
+    assert kept == everything[:2] and all(r.relevance_score >= cut for r in kept)
+    assert client.rerank(QUERY, DOCS, score_threshold=1.5) == []
+
+
+def test_the_clis_default_rerank_model_is_the_cores() -> None:
+    from qwen_pg_integrations.cli import DEFAULT_RERANK_MODEL as cli_default
+    from qwen_pg_integrations.dashscope.models import DEFAULT_RERANK_MODEL, RERANK_MODELS
+
+    assert cli_default == DEFAULT_RERANK_MODEL and cli_default in RERANK_MODELS

@@ -118,3 +118,7 @@ async def test_llama_index_async_modes_and_retrieval_score(
     (body,) = _reranks(dashscope_emulator)
     assert body["input"]["documents"][0].startswith("k: v")  # type: ignore[index]
     assert rr.postprocess_nodes([], query_str=QUESTION) == []
+    strict = LlamaRerank(top_n=5, score_threshold=0.3)
+    kept = strict.postprocess_nodes(nodes, query_str=QUESTION)
+    assert kept and all(n.score is not None and n.score >= 0.3 for n in kept)
+    assert len(kept) < len(nodes)

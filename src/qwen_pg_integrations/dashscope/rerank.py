@@ -165,10 +165,13 @@ class RerankClient:
         documents: Sequence[str],
         top_n: int | None,
         return_documents: bool,
+        score_threshold: float | None = None,
     ) -> list[RerankResult]:
         with self._lock:
             self._total_tokens += tokens
         found.sort(key=lambda r: (-r.relevance_score, r.index))
+        if score_threshold is not None:
+            found = [r for r in found if r.relevance_score >= score_threshold]
         if return_documents:  # the caller's own text, whatever the service echoed
             found = [RerankResult(r.index, r.relevance_score, documents[r.index]) for r in found]
         return found if top_n is None else found[:top_n]
@@ -182,9 +185,11 @@ class RerankClient:
         *,
         top_n: int | None = None,
         return_documents: bool = False,
+        score_threshold: float | None = None,
     ) -> list[RerankResult]:
         """``documents`` ranked for ``query``, best first (``top_n`` of them; ``None``: the
-        instance's ``top_n``, else all). An empty list gives ``[]`` without a call.
+        instance's ``top_n``, else all; only those scoring at least ``score_threshold`` when
+        given). An empty list gives ``[]`` without a call.
 
         Raises:
             InvalidInputError: an empty query or a document that is not a string.
@@ -208,7 +213,7 @@ class RerankClient:
             with ThreadPoolExecutor(workers, thread_name_prefix="qwen-pg-rerank") as pool:
                 responses = list(pool.map(one, batches))
         tokens = sum(self._place(b, r, found) for b, r in zip(batches, responses, strict=True))
-        return self._merge(found, tokens, documents, top_n, return_documents)
+        return self._merge(found, tokens, documents, top_n, return_documents, score_threshold)
 
     # --- async ----------------------------------------------------------------------------
 
@@ -219,6 +224,7 @@ class RerankClient:
         *,
         top_n: int | None = None,
         return_documents: bool = False,
+        score_threshold: float | None = None,
     ) -> list[RerankResult]:
         """Async :meth:`rerank`: aiohttp requests, at most ``max_concurrency`` at a time."""
         top_n = _check_top_n(top_n) if top_n is not None else self.top_n
@@ -239,7 +245,7 @@ class RerankClient:
 
             responses = await asyncio.gather(*(one(b) for b in batches))
         tokens = sum(self._place(b, r, found) for b, r in zip(batches, responses, strict=True))
-        return self._merge(found, tokens, documents, top_n, return_documents)
+        return self._merge(found, tokens, documents, top_n, return_documents, score_threshold)
 
 
 def _check_top_n(top_n: int | None) -> int | None:

@@ -109,8 +109,6 @@ class DashScopeRerank(BaseDocumentCompressor):
     ) -> list[Document]:
         out = []
         for r in ranked:
-            if self.score_threshold is not None and r.relevance_score < self.score_threshold:
-                continue
             doc = documents[r.index]
             metadata = {**doc.metadata, SCORE_KEY: r.relevance_score}
             out.append(Document(page_content=doc.page_content, metadata=metadata, id=doc.id))
@@ -130,7 +128,8 @@ class DashScopeRerank(BaseDocumentCompressor):
         """The ``top_n`` most relevant documents for ``query``, best first, scores attached."""
         if not documents:
             return []
-        ranked = self._client.rerank(query, [self._text(d) for d in documents])
+        texts = [self._text(d) for d in documents]
+        ranked = self._client.rerank(query, texts, score_threshold=self.score_threshold)
         return self._documents(documents, ranked)
 
     async def acompress_documents(
@@ -139,5 +138,6 @@ class DashScopeRerank(BaseDocumentCompressor):
         """Async :meth:`compress_documents` (aiohttp, never blocks the event loop)."""
         if not documents:
             return []
-        ranked = await self._client.arerank(query, [self._text(d) for d in documents])
+        texts = [self._text(d) for d in documents]
+        ranked = await self._client.arerank(query, texts, score_threshold=self.score_threshold)
         return self._documents(documents, ranked)

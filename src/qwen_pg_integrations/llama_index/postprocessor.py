@@ -91,8 +91,6 @@ class DashScopeRerank(BaseNodePostprocessor):
     def _nodes(self, nodes: list[NodeWithScore], ranked: list[RerankResult]) -> list[NodeWithScore]:
         out = []
         for r in ranked:
-            if self.score_threshold is not None and r.relevance_score < self.score_threshold:
-                continue
             original = nodes[r.index]
             node = original.node
             if self.keep_retrieval_score:
@@ -110,7 +108,13 @@ class DashScopeRerank(BaseNodePostprocessor):
                 query=query_bundle, nodes=nodes, top_n=self.top_n, model_name=self.model
             )
         )
-        ranked = self._client.rerank(query, self._texts(nodes), top_n=self.top_n) if nodes else []
+        ranked = (
+            self._client.rerank(
+                query, self._texts(nodes), top_n=self.top_n, score_threshold=self.score_threshold
+            )
+            if nodes
+            else []
+        )
         out = self._nodes(nodes, ranked)
         dispatcher.event(ReRankEndEvent(nodes=out))
         return out
@@ -125,7 +129,11 @@ class DashScopeRerank(BaseNodePostprocessor):
             )
         )
         ranked = (
-            await self._client.arerank(query, self._texts(nodes), top_n=self.top_n) if nodes else []
+            await self._client.arerank(
+                query, self._texts(nodes), top_n=self.top_n, score_threshold=self.score_threshold
+            )
+            if nodes
+            else []
         )
         out = self._nodes(nodes, ranked)
         dispatcher.event(ReRankEndEvent(nodes=out))
