@@ -8,7 +8,7 @@ library), with recall against exact search (NumPy, over the streamed data) and p
 
     python bench/bench_scale.py --rows 100000               # ~10 min on 2 cores
     python bench/bench_scale.py --rows 1000000 --queries 100 # the 1M run (about an hour)
-    python bench/bench_scale.py --smoke                      # 3,000 rows, seconds (a test runs it)
+    python bench/bench_scale.py --smoke --no-charts          # 3,000 rows, seconds (a test runs it)
 
 Results: ``bench/results/scale_<rows>.md`` and ``.json``; charts (recall vs latency, bytes per
 row) in ``docs/img/`` unless ``--no-charts``. The server is a fresh embedded PostgreSQL 18 +
@@ -380,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.rows, args.dim, args.queries = 3000, 256, 30
+    if not args.no_charts:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("the charts need matplotlib: pip install matplotlib (or pass --no-charts)")
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     variants = tuple(None if v == "float32" else v for v in names)
     if args.dsn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -93,3 +94,18 @@ def test_retrieval_quality_bench_runs_every_stage_with_one_rerank_call(
         hit5 = float(rows[stage][2])
         assert 0.5 <= hit5 <= 1.0, (stage, rows[stage])
     assert rows["dense + rerank"][-1] == "1.00" and rows["dense"][-1] == "0.00"
+
+
+def test_scale_bench_smoke_runs_every_index_beside_raw_sql(pg_dsn: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_scale.py"), "--smoke", "--no-charts",
+         "--dsn", pg_dsn, "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "scale_3000.json").read_text(encoding="utf-8"))
+    assert [v["index"] for v in results["variants"]] == ["float32", "halfvec", "binary"]
+    for v in results["variants"]:
+        assert v["bytes_per_row"] > 0 and len(v["sweep"]) == 4
+        assert v["k10"]["recall"] >= 0.9  # exact float32 re-rank at 3,000 rows
+        assert abs(v["k100"]["recall"] - v["k100"]["raw_recall"]) <= 0.05
