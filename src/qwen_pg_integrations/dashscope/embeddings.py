@@ -31,7 +31,7 @@ from .models import (
     embedding_model_spec,
 )
 
-__all__ = ["OUTPUT_TYPES", "EmbeddingClient", "OutputType", "TextType"]
+__all__ = ["OUTPUT_TYPES", "EmbeddingClient", "OutputType", "TextType", "sparse_client"]
 
 TextType = Literal["query", "document"]
 OutputType = Literal["dense", "sparse", "dense&sparse"]
@@ -270,18 +270,35 @@ class EmbeddingClient:
             pool.shutdown(wait=True, cancel_futures=True)
         return self._result(vectors, sparse, tokens, request_ids)
 
-    def embed_sparse(self, texts: Sequence[str], text_type: TextType = "document"
-                     ) -> list[dict[int, float]]:  # fmt: skip
-        """Sparse weights of ``texts`` (needs ``output_type`` ``"sparse"`` or
+    @property
+    def has_sparse(self) -> bool:
+        """True when calls return sparse weights (``output_type`` ``"sparse"`` or
         ``"dense&sparse"``)."""
-        if self.output_type == "dense":
+        return self.output_type != "dense"
+
+    def _need_sparse(self) -> None:
+        if not self.has_sparse:
             raise ConfigurationError(
                 "this client embeds dense vectors only: create it with "
                 "output_type='dense&sparse' (or 'sparse') for sparse weights."
             )
+
+    def embed_sparse(self, texts: Sequence[str], text_type: TextType = "document"
+                     ) -> list[dict[int, float]]:  # fmt: skip
+        """Sparse weights of ``texts`` (needs ``output_type`` ``"sparse"`` or
+        ``"dense&sparse"``)."""
+        self._need_sparse()
         if not texts:
             return []
         return self.embed(texts, text_type).sparse or []
+
+    async def aembed_sparse(self, texts: Sequence[str], text_type: TextType = "document"
+                            ) -> list[dict[int, float]]:  # fmt: skip
+        """Async :meth:`embed_sparse`."""
+        self._need_sparse()
+        if not texts:
+            return []
+        return (await self.aembed(texts, text_type)).sparse or []
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """Vectors of documents (``text_type="document"``), in input order."""
@@ -351,3 +368,26 @@ def _sparse_weights(items: list[Any]) -> dict[int, float]:
         if weight != 0.0 and weight > out.get(index, float("-inf")):
             out[index] = weight
     return out
+
+
+def sparse_client(source: Any) -> EmbeddingClient:
+    """The :class:`EmbeddingClient` giving sparse weights behind ``source``: the client itself,
+    or an embeddings adapter of this package (LangChain ``DashScopeEmbeddings``, LlamaIndex
+    ``DashScopeEmbedding``) built with ``output_type="dense&sparse"`` or ``"sparse"``.
+
+    Raises:
+        ConfigurationError: ``source`` gives no sparse weights, with what to pass instead.
+    """
+    client = source if isinstance(source, EmbeddingClient) else getattr(source, "client", None)
+    if not isinstance(client, EmbeddingClient):
+        raise ConfigurationError(
+            f"sparse vectors come from DashScope's text-embedding-v3/v4 sparse output, got "
+            f"{type(source).__name__}: pass DashScopeEmbeddings(output_type='dense&sparse') "
+            "(or an EmbeddingClient with that output_type)."
+        )
+    if not client.has_sparse:
+        raise ConfigurationError(
+            f"{client.model} was set up for dense vectors only: build it with "
+            "output_type='dense&sparse' (dense and sparse in one call) or 'sparse'."
+        )
+    return client

@@ -7,7 +7,7 @@ A thin adapter: batching to each model's limit, bounded concurrency across batch
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.utils import from_env, secret_from_env
@@ -77,6 +77,10 @@ class DashScopeEmbeddings(BaseModel, Embeddings):
     with backoff, so lower this if throttling shows up."""
     batch_size: int | None = None
     """Texts per call; ``None`` means the model's limit (larger values are refused)."""
+    output_type: Literal["dense", "dense&sparse"] = "dense"
+    """``"dense&sparse"`` (v3/v4): each call also returns DashScope's sparse weights, at no
+    extra cost; a ``PGVectorStore`` built on these embeddings then stores and searches them
+    (sparse ranking in hybrid search)."""
 
     _client: EmbeddingClient = PrivateAttr()
 
@@ -92,6 +96,7 @@ class DashScopeEmbeddings(BaseModel, Embeddings):
             workspace=self.workspace,
             max_retries=self.max_retries,
             timeout=self.timeout,
+            output_type=self.output_type,
         )
 
     def __repr_args__(self) -> Any:
@@ -123,6 +128,17 @@ class DashScopeEmbeddings(BaseModel, Embeddings):
     ) -> EmbeddingResult:
         """Embed and return vectors with the tokens used and the DashScope request ids."""
         return self._client.embed(texts, text_type=text_type)
+
+    async def aembed_with_usage(
+        self, texts: list[str], *, text_type: TextType = "document"
+    ) -> EmbeddingResult:
+        """Async :meth:`embed_with_usage`."""
+        return await self._client.aembed(texts, text_type=text_type)
+
+    @property
+    def client(self) -> EmbeddingClient:
+        """The core client (shared settings, cumulative ``total_tokens``)."""
+        return self._client
 
     @property
     def total_tokens(self) -> int:

@@ -7,7 +7,15 @@ This module only translates between LangChain's ``Document`` / ``Embeddings`` an
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from itertools import islice
 from typing import Any, ClassVar
 
@@ -20,6 +28,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from typing_extensions import Self, override
 
+from ..dashscope.embeddings import EmbeddingClient, sparse_client
 from ..errors import InvalidInputError
 from ..pg import Distance, PGStore, Record, SearchHit
 from ..pg.connection import ConnectionArg
@@ -91,9 +100,14 @@ class _Texts:
             yield chunk
         _check_total(self.offset, self.metadatas, self.ids)
 
-    def records(self, chunk: list[str], vectors: Sequence[Sequence[float]]) -> Iterator[Record]:
-        """The records of one batch and its vectors."""
-        yield from _records(chunk, vectors, self.metadatas, self.ids, self.offset)
+    def records(
+        self,
+        chunk: list[str],
+        vectors: Sequence[Sequence[float]],
+        sparse: Sequence[Mapping[int, float]] | None = None,
+    ) -> Iterator[Record]:
+        """The records of one batch, its vectors (and sparse weights)."""
+        yield from _records(chunk, vectors, self.metadatas, self.ids, self.offset, sparse)
         self.offset += len(chunk)
 
 
@@ -103,16 +117,22 @@ def _records(
     metadatas: Sequence[dict[str, Any]] | None,
     ids: Sequence[Any] | None,
     offset: int = 0,
+    sparse: Sequence[Mapping[int, float]] | None = None,
 ) -> Iterator[Record]:
     if len(vectors) != len(chunk):
         raise InvalidInputError(
             f"the embeddings returned {len(vectors)} vectors for {len(chunk)} texts"
         )
+    if sparse is not None and len(sparse) != len(chunk):
+        raise InvalidInputError(
+            f"the sparse embeddings returned {len(sparse)} vectors for {len(chunk)} texts"
+        )
     for i, (text, vector) in enumerate(zip(chunk, vectors, strict=True)):
         j = offset + i
         meta = metadatas[j] if metadatas is not None and j < len(metadatas) else {}
         rid = ids[j] if ids is not None and j < len(ids) else None
-        yield Record(rid or None, text, meta or {}, vector)
+        weights = sparse[i] if sparse is not None else None
+        yield Record(rid or None, text, meta or {}, vector, weights)
 
 
 def _check_total(n: int, metadatas: Sequence[Any] | None, ids: Sequence[Any] | None) -> None:
@@ -161,6 +181,15 @@ class PGVectorStore(VectorStore):
             (cosine ``1 - d``, l2 ``1 / (1 + d)``, inner product ``-d``) in
             ``similarity_search_with_relevance_scores`` and the ``similarity_score_threshold``
             retriever; the threshold then applies to its scores among the ``k`` nearest.
+        sparse_embeddings: where sparse weights come from (DashScope text-embedding-v3/v4
+            sparse output): ``None`` (default) uses ``embeddings`` when it is a
+            ``DashScopeEmbeddings(output_type="dense&sparse")`` (dense and sparse in one call),
+            else stores none; or a ``DashScopeEmbeddings`` / ``EmbeddingClient`` with sparse
+            output. With sparse weights, rows keep them in a ``sparsevec`` column, hybrid
+            search adds a sparse ranking to the fusion, and :meth:`sparse_search_with_score`
+            and ``search_type="sparse"`` search them alone.
+        sparse_dimension: the sparse column's dimension (default 1,000,000, above the
+            vocabularies the sparse indices come from).
 
     Example:
         >>> from qwen_pg_integrations.langchain import DashScopeEmbeddings, PGVectorStore
@@ -185,6 +214,8 @@ class PGVectorStore(VectorStore):
         batch_size: int = 1000,
         create_table: bool = True,
         relevance_score_fn: Callable[[float], float] | None = None,
+        sparse_embeddings: Any = None,
+        sparse_dimension: int | None = None,
     ) -> None:
         if not isinstance(embeddings, Embeddings):
             raise InvalidInputError(
@@ -194,6 +225,19 @@ class PGVectorStore(VectorStore):
             raise InvalidInputError("relevance_score_fn must be a function of the distance")
         self._embeddings = embeddings
         self._relevance_score_fn = relevance_score_fn
+        own = getattr(embeddings, "client", None)
+        self._sparse: EmbeddingClient | None = None
+        if sparse_embeddings is not None:
+            self._sparse = sparse_client(sparse_embeddings)
+        elif isinstance(own, EmbeddingClient) and own.output_type == "dense&sparse":
+            self._sparse = own
+        # dense and sparse from one call when both come from the same client
+        self._joint = self._sparse is not None and self._sparse is own
+        if sparse_dimension is not None and self._sparse is None:
+            raise InvalidInputError(
+                "sparse_dimension needs sparse weights: pass sparse_embeddings=..., or "
+                "DashScopeEmbeddings(output_type='dense&sparse') as embeddings"
+            )
         if embedding_model is None:
             model = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
             embedding_model = model if isinstance(model, str) else None
@@ -208,6 +252,7 @@ class PGVectorStore(VectorStore):
             vector_type=vector_type,
             batch_size=batch_size,
             create_table=create_table,
+            sparse_dimension=(sparse_dimension or True) if self._sparse is not None else None,
         )
 
     def __repr__(self) -> str:
@@ -228,15 +273,69 @@ class PGVectorStore(VectorStore):
     async def _aquery(self, query: str) -> list[float]:
         return await self._embeddings.aembed_query(query)
 
+    def _query_and_sparse(self, query: str) -> tuple[list[float], dict[int, float] | None]:
+        """The query's vector and, with sparse weights on, its sparse weights (one call when
+        both come from the same client)."""
+        if self._sparse is None:
+            return self._query(query), None
+        if self._joint:
+            res = self._sparse.embed([query], "query")
+            return res.vectors[0], res.sparse[0] if res.sparse else None
+        return self._query(query), self._sparse.embed_sparse([query], "query")[0]
+
+    async def _aquery_and_sparse(self, query: str) -> tuple[list[float], dict[int, float] | None]:
+        """Async :meth:`_query_and_sparse`."""
+        if self._sparse is None:
+            return await self._aquery(query), None
+        if self._joint:
+            res = await self._sparse.aembed([query], "query")
+            return res.vectors[0], res.sparse[0] if res.sparse else None
+        return await self._aquery(query), (await self._sparse.aembed_sparse([query], "query"))[0]
+
+    def _sparse_source(self) -> EmbeddingClient:
+        if self._sparse is None:
+            raise InvalidInputError(
+                "this store has no sparse weights: pass sparse_embeddings=..., or "
+                "DashScopeEmbeddings(output_type='dense&sparse') as embeddings"
+            )
+        return self._sparse
+
+    def _sparse_query(self, query: str) -> dict[int, float]:
+        return self._sparse_source().embed_sparse([query], "query")[0]
+
+    async def _asparse_query(self, query: str) -> dict[int, float]:
+        return (await self._sparse_source().aembed_sparse([query], "query"))[0]
+
     # -- writes ------------------------------------------------------------------------------
+
+    def _embed_chunk(
+        self, chunk: list[str]
+    ) -> tuple[Sequence[Sequence[float]], Sequence[Mapping[int, float]] | None]:
+        if self._sparse is None:
+            return self._embeddings.embed_documents(chunk), None
+        if self._joint:
+            res = self._sparse.embed(chunk, "document")
+            return res.vectors, res.sparse
+        return self._embeddings.embed_documents(chunk), self._sparse.embed_sparse(chunk)
+
+    async def _aembed_chunk(
+        self, chunk: list[str]
+    ) -> tuple[Sequence[Sequence[float]], Sequence[Mapping[int, float]] | None]:
+        if self._sparse is None:
+            return await self._embeddings.aembed_documents(chunk), None
+        if self._joint:
+            res = await self._sparse.aembed(chunk, "document")
+            return res.vectors, res.sparse
+        dense = await self._embeddings.aembed_documents(chunk)
+        return dense, await self._sparse.aembed_sparse(chunk)
 
     def _records(self, texts: _Texts) -> Iterator[Record]:
         for chunk in texts:
-            yield from texts.records(chunk, self._embeddings.embed_documents(chunk))
+            yield from texts.records(chunk, *self._embed_chunk(chunk))
 
     async def _arecords(self, texts: _Texts) -> AsyncIterator[Record]:
         for chunk in texts:
-            for rec in texts.records(chunk, await self._embeddings.aembed_documents(chunk)):
+            for rec in texts.records(chunk, *(await self._aembed_chunk(chunk))):
                 yield rec
 
     @override
@@ -515,24 +614,63 @@ class PGVectorStore(VectorStore):
     def hybrid_search_with_score(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        """Vector + full-text search fused by reciprocal rank fusion (one SQL statement).
+        """Vector + full-text (+ sparse) search fused by reciprocal rank fusion (one SQL
+        statement).
 
-        Chinese is segmented (jieba on the client, or the server's zhparser / pg_jieba).
-        Keyword arguments: ``fetch_k``, ``rrf_k`` (60), ``vector_weight``, ``text_weight``.
+        Chinese is segmented (jieba on the client, or the server's zhparser / pg_jieba). With
+        sparse weights on (see ``sparse_embeddings``) the query's sparse ranking joins the
+        fusion, from the same embedding call as its vector. Keyword arguments: ``fetch_k``,
+        ``rrf_k`` (60), ``vector_weight``, ``text_weight``, ``sparse_weight``.
 
         Returns:
             The fused top ``k`` documents with the fused score normalised to [0, 1].
         """
-        hits = self.store.hybrid_search(self._query(query), query, k=k, filter=filter, **kwargs)
+        vector, sparse = self._query_and_sparse(query)
+        text = None if sparse is not None and not self._has_text() else query
+        hits = self.store.hybrid_search(vector, text, k=k, filter=filter, sparse=sparse, **kwargs)
         return _with_score(hits)
 
     async def ahybrid_search_with_score(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`hybrid_search_with_score`."""
-        vector = await self._aquery(query)
-        hits = await self.store.ahybrid_search(vector, query, k=k, filter=filter, **kwargs)
+        vector, sparse = await self._aquery_and_sparse(query)
+        text = None if sparse is not None and not self._has_text() else query
+        hits = await self.store.ahybrid_search(
+            vector, text, k=k, filter=filter, sparse=sparse, **kwargs
+        )
         return _with_score(hits)
+
+    def _has_text(self) -> bool:
+        spec = self.store.spec
+        return spec is None or spec.full_text
+
+    def sparse_search_with_score(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Documents of highest sparse inner product with the query's sparse weights, with
+        that inner product clipped to [0, 1] (``ids=``, ``ef_search=`` accepted)."""
+        hits = self.store.sparse_search(self._sparse_query(query), k=k, filter=filter, **kwargs)
+        return _with_score(hits)
+
+    async def asparse_search_with_score(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Async :meth:`sparse_search_with_score`."""
+        sparse = await self._asparse_query(query)
+        return _with_score(await self.store.asparse_search(sparse, k=k, filter=filter, **kwargs))
+
+    def sparse_search(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """Documents of :meth:`sparse_search_with_score`."""
+        return [d for d, _ in self.sparse_search_with_score(query, k, filter, **kwargs)]
+
+    async def asparse_search(
+        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """Async :meth:`sparse_search`."""
+        return [d for d, _ in await self.asparse_search_with_score(query, k, filter, **kwargs)]
 
     def hybrid_search(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
@@ -554,9 +692,11 @@ class PGVectorStore(VectorStore):
 
     @override
     def search(self, query: str, search_type: str, **kwargs: Any) -> list[Document]:
-        """``similarity``, ``similarity_score_threshold``, ``mmr`` or ``hybrid``."""
+        """``similarity``, ``similarity_score_threshold``, ``mmr``, ``hybrid`` or ``sparse``."""
         if search_type == "hybrid":
             return self.hybrid_search(query, **kwargs)
+        if search_type == "sparse":
+            return self.sparse_search(query, **kwargs)
         return super().search(query, search_type, **kwargs)
 
     @override
@@ -564,6 +704,8 @@ class PGVectorStore(VectorStore):
         """Async :meth:`search`."""
         if search_type == "hybrid":
             return await self.ahybrid_search(query, **kwargs)
+        if search_type == "sparse":
+            return await self.asparse_search(query, **kwargs)
         return await super().asearch(query, search_type, **kwargs)
 
     # -- index, construction, retriever ------------------------------------------------------
@@ -633,6 +775,7 @@ class PGVectorStoreRetriever(VectorStoreRetriever):
         "similarity_score_threshold",
         "mmr",
         "hybrid",
+        "sparse",
     )
 
     @override
@@ -641,6 +784,8 @@ class PGVectorStoreRetriever(VectorStoreRetriever):
     ) -> list[Document]:
         if self.search_type == "hybrid":
             return self.vectorstore.hybrid_search(query, **(self.search_kwargs | kwargs))
+        if self.search_type == "sparse":
+            return self.vectorstore.sparse_search(query, **(self.search_kwargs | kwargs))
         return super()._get_relevant_documents(query, run_manager=run_manager, **kwargs)
 
     @override
@@ -649,4 +794,6 @@ class PGVectorStoreRetriever(VectorStoreRetriever):
     ) -> list[Document]:
         if self.search_type == "hybrid":
             return await self.vectorstore.ahybrid_search(query, **(self.search_kwargs | kwargs))
+        if self.search_type == "sparse":
+            return await self.vectorstore.asparse_search(query, **(self.search_kwargs | kwargs))
         return await super()._aget_relevant_documents(query, run_manager=run_manager, **kwargs)

@@ -6,7 +6,7 @@ concurrency, retries and error mapping all live in the core's ``EmbeddingClient`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
@@ -58,6 +58,12 @@ class DashScopeEmbedding(BaseEmbedding):
         default=DEFAULT_EMBEDDING_CONCURRENCY, gt=0, description="Concurrent requests per call."
     )
 
+    output_type: Literal["dense", "dense&sparse"] = Field(
+        default="dense",
+        description="'dense&sparse' (v3/v4): calls also return sparse weights, which a "
+        "PGVectorStore given this model as sparse_embed_model stores and searches.",
+    )
+
     _client: EmbeddingClient = PrivateAttr()
 
     def __init__(self, **data: Any) -> None:
@@ -71,6 +77,7 @@ class DashScopeEmbedding(BaseEmbedding):
             workspace=self.workspace,
             max_retries=self.max_retries,
             timeout=self.timeout,
+            output_type=self.output_type,
         )
         # The resolved dimension (model default when None was given), for stores to read.
         self.dimensions = self._client.dimensions

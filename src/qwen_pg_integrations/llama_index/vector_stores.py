@@ -8,6 +8,7 @@ each framework reads what the other wrote.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,8 +23,9 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 
+from ..dashscope.embeddings import EmbeddingClient, sparse_client
 from ..errors import InvalidInputError
-from ..pg import PGStore, SearchHit
+from ..pg import PGStore, Record, SearchHit
 from ._filters import to_core_filter
 from ._nodes import REF_DOC_KEY, node_to_record, record_to_node
 
@@ -40,8 +42,10 @@ _VECTOR_MODES = (
 class PGVectorStore(BasePydanticVectorStore):
     """PostgreSQL / PolarDB vector store (pgvector) for LlamaIndex.
 
-    Query modes: ``DEFAULT`` (vector), ``MMR``, ``HYBRID`` (vector + full text fused by
-    reciprocal rank, Chinese segmented), ``TEXT_SEARCH`` / ``SPARSE`` (full text only).
+    Query modes: ``DEFAULT`` (vector), ``MMR``, ``HYBRID`` (vector + full text, + sparse
+    vectors with a ``sparse_embed_model``, fused by reciprocal rank, Chinese segmented),
+    ``TEXT_SEARCH`` (full text only), ``SPARSE`` (sparse vectors with a
+    ``sparse_embed_model``, else full text).
     ``MetadataFilters`` take every ``FilterOperator`` and nested AND / OR / NOT conditions.
     Query keyword arguments (``vector_store_kwargs`` of a retriever): ``score_threshold``
     (alias ``similarity_cutoff``; relevance in [0, 1], applied in SQL; vector modes only),
@@ -61,6 +65,11 @@ class PGVectorStore(BasePydanticVectorStore):
         embed_dim: vector dimension, when no ``embed_model`` states it; None takes it from the
             table's catalog row or the first write.
         schema_name, distance, embedding_model, text_search: passed to the core store.
+        sparse_embed_model: DashScope sparse weights (``DashScopeEmbedding(output_type=
+            "dense&sparse")`` or an ``EmbeddingClient`` with sparse output): ``add`` stores
+            each node's sparse weights (one more embedding call per batch: LlamaIndex hands the
+            store nodes already embedded), ``SPARSE`` searches them and ``HYBRID`` adds their
+            ranking to the fusion.
 
     Example:
         >>> from llama_index.core import VectorStoreIndex
@@ -80,7 +89,10 @@ class PGVectorStore(BasePydanticVectorStore):
     embedding_model: str | None = None
     text_search: str = "auto"
 
+    sparse_dimension: int | None = None
+
     _store: PGStore = PrivateAttr()
+    _sparse: EmbeddingClient | None = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -88,11 +100,14 @@ class PGVectorStore(BasePydanticVectorStore):
         connection: Any = None,
         store: PGStore | None = None,
         embed_model: BaseEmbedding | None = None,
+        sparse_embed_model: Any = None,
         **data: Any,
     ) -> None:
         if embed_model is not None:
             data.update(_from_embed_model(embed_model, data))
+        sparse = None if sparse_embed_model is None else sparse_client(sparse_embed_model)
         super().__init__(**data)
+        self._sparse = sparse
         self._store = store or PGStore(
             connection,
             table_name=self.table_name,
@@ -101,6 +116,7 @@ class PGVectorStore(BasePydanticVectorStore):
             distance=self.distance,
             embedding_model=self.embedding_model,
             text_search=self.text_search,
+            sparse_dimension=(self.sparse_dimension or True) if sparse is not None else None,
         )
 
     @classmethod
@@ -115,11 +131,20 @@ class PGVectorStore(BasePydanticVectorStore):
     # -- writes ----------------------------------------------------------------------------
 
     def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        """Upsert ``nodes`` (by node id) and return their ids."""
-        return self._store.add([node_to_record(n) for n in nodes])
+        """Upsert ``nodes`` (by node id) and return their ids (with their sparse weights when
+        the store has a ``sparse_embed_model``)."""
+        records = [node_to_record(n) for n in nodes]
+        if self._sparse is not None and records:
+            weights = self._sparse.embed_sparse([r.content for r in records], "document")
+            records = _with_sparse(records, weights)
+        return self._store.add(records)
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        return await self._store.aadd([node_to_record(n) for n in nodes])
+        records = [node_to_record(n) for n in nodes]
+        if self._sparse is not None and records:
+            weights = await self._sparse.aembed_sparse([r.content for r in records], "document")
+            records = _with_sparse(records, weights)
+        return await self._store.aadd(records)
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every node of the source document ``ref_doc_id``."""
@@ -173,14 +198,37 @@ class PGVectorStore(BasePydanticVectorStore):
         )
         return [record_to_node(r) for r in records]
 
+    def _sparse_wanted(self, query: VectorStoreQuery) -> bool:
+        mode = VectorStoreQueryMode(query.mode)
+        wanted = mode in (VectorStoreQueryMode.SPARSE, VectorStoreQueryMode.HYBRID)
+        return wanted and self._sparse is not None and bool(query.query_str)
+
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Run ``query`` in its mode; scores are relevances in [0, 1], best first."""
-        method, args, options = _plan(query, kwargs)
+        sparse = None
+        if self._sparse_wanted(query):
+            assert self._sparse is not None and query.query_str
+            sparse = self._sparse.embed_sparse([query.query_str], "query")[0]
+        method, args, options = _plan(query, kwargs, sparse)
         return _result(getattr(self._store, method)(*args, **options))
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        method, args, options = _plan(query, kwargs)
+        sparse = None
+        if self._sparse_wanted(query):
+            assert self._sparse is not None and query.query_str
+            sparse = (await self._sparse.aembed_sparse([query.query_str], "query"))[0]
+        method, args, options = _plan(query, kwargs, sparse)
         return _result(await getattr(self._store, "a" + method)(*args, **options))
+
+
+def _with_sparse(records: list[Record], weights: list[dict[int, float]]) -> list[Record]:
+    if len(weights) != len(records):
+        raise InvalidInputError(
+            f"the sparse embed model returned {len(weights)} vectors for {len(records)} nodes"
+        )
+    return [
+        dataclasses.replace(r, sparse_embedding=w) for r, w in zip(records, weights, strict=True)
+    ]
 
 
 def _from_embed_model(model: BaseEmbedding, data: dict[str, Any]) -> dict[str, Any]:
@@ -210,9 +258,10 @@ def _from_embed_model(model: BaseEmbedding, data: dict[str, Any]) -> dict[str, A
 
 
 def _plan(
-    query: VectorStoreQuery, kwargs: dict[str, Any]
+    query: VectorStoreQuery, kwargs: dict[str, Any], sparse: dict[int, float] | None = None
 ) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-    """Which core search to run for ``query``, with which arguments."""
+    """Which core search to run for ``query`` (``sparse``: the query's sparse weights, for the
+    sparse and hybrid modes), with which arguments."""
     mode = VectorStoreQueryMode(query.mode)
     if mode not in _TEXT_MODES + _VECTOR_MODES:
         raise InvalidInputError(
@@ -240,6 +289,10 @@ def _plan(
         if not query.query_str:
             raise InvalidInputError(f"Query mode {mode.value!r} needs query_str.")
         options["k"] = query.sparse_top_k or k
+        if mode == VectorStoreQueryMode.SPARSE and sparse is not None:
+            if kwargs.get("ef_search") is not None:
+                options["ef_search"] = kwargs["ef_search"]
+            return "sparse_search", (sparse,), options
         return "text_search", (query.query_str,), options
 
     if query.query_embedding is None:
@@ -256,8 +309,12 @@ def _plan(
         options["k"] = query.hybrid_top_k or k
         if query.sparse_top_k:
             options["fetch_k"] = max(query.sparse_top_k, k)
-        if query.alpha is not None:  # LlamaIndex: 0 = text only, 1 = vector only
+        if sparse is not None:
+            options["sparse"] = sparse
+        if query.alpha is not None:  # LlamaIndex: 0 = text (and sparse) only, 1 = vector only
             options.update(vector_weight=query.alpha, text_weight=1.0 - query.alpha)
+            if sparse is not None:
+                options["sparse_weight"] = 1.0 - query.alpha
         if kwargs.get("rrf_k") is not None:
             options["rrf_k"] = kwargs["rrf_k"]
         return "hybrid_search", (query.query_embedding, query.query_str), options

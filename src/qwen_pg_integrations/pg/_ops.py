@@ -29,11 +29,13 @@ from .queries import (
     hybrid_sql,
     probe_count_sql,
     settings_sql,
+    sparse_search_sql,
     text_search_sql,
     vector_search_sql,
 )
 from .records import Record, SearchHit, check_vector
 from .schema import ServerInfo, TableSpec
+from .sparse import as_weights, query_sparse
 from .text import segment
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "mmr_plan",
     "search_plan",
     "search_settings",
+    "sparse_plan",
     "text_plan",
     "vector_settings",
     "write_plan",
@@ -228,9 +231,12 @@ def _embedding_list(value: Any) -> list[float] | None:
     return [float(x) for x in value]  # numpy array (older pgvector-python loaders)
 
 
-def _record(row: Sequence[Any], with_embedding: bool) -> Record:
+def _record(row: Sequence[Any], with_embedding: bool, with_sparse: bool = False) -> Record:
     emb = _embedding_list(row[3]) if with_embedding else None
-    return Record(id=row[0], content=row[1], metadata=row[2] or {}, embedding=emb)
+    sparse = as_weights(row[4]) if with_sparse else None
+    return Record(
+        id=row[0], content=row[1], metadata=row[2] or {}, embedding=emb, sparse_embedding=sparse
+    )
 
 
 _SEARCH_CACHE: dict[tuple[Any, ...], tuple[bytes, tuple[str, ...], tuple[Any, ...]]] = {}
@@ -430,7 +436,7 @@ def hybrid_plan(
     spec: TableSpec,
     server: ServerInfo,
     vector: npt.NDArray[np.float32],
-    query: str,
+    query: str | None,
     k: int,
     *,
     fetch_k: int | None,
@@ -443,12 +449,32 @@ def hybrid_plan(
     ids: Sequence[str] | None = None,
     exact_limit: int = EXACT_FILTER_LIMIT,
     candidates: int | None = None,
+    sparse: Any = None,
+    sparse_weight: float = 1.0,
 ) -> Plan[list[SearchHit]]:
-    """Vector + full-text ranks fused by reciprocal rank fusion in one statement."""
-    _check_full_text(spec, "hybrid search")
+    """Vector + full-text (+ sparse) ranks fused by reciprocal rank fusion in one statement."""
     _check_k(k)
-    if rrf_k < 0 or vector_weight < 0 or text_weight < 0 or vector_weight + text_weight == 0:
-        raise InvalidInputError("rrf_k and the weights must be >= 0, and not both weights 0")
+    sparse_q = None
+    if sparse is not None:
+        _check_sparse(spec, "a sparse ranking in hybrid search")
+        sparse_q = query_sparse(sparse, int(spec.sparse_dimension or 0))
+    if query is not None and not isinstance(query, str):
+        raise InvalidInputError(f"query must be a string or None, got {type(query).__name__}")
+    if query is not None and (spec.full_text or sparse_q is None):
+        _check_full_text(spec, "hybrid search with a text query")
+    elif sparse_q is None:
+        raise InvalidInputError(
+            "hybrid search needs a text query or a sparse vector besides the embedding"
+        )
+    with_text = query is not None and spec.full_text
+    weights = [vector_weight, text_weight, sparse_weight]
+    if rrf_k < 0 or any(
+        isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 for w in weights
+    ):
+        raise InvalidInputError("rrf_k and the weights must be numbers >= 0")
+    total = vector_weight + (text_weight if with_text else 0) + (sparse_weight if sparse_q else 0)
+    if total == 0:
+        raise InvalidInputError("the weights of the rankings used must not all be 0")
     n = max(fetch_k or max(4 * k, 20), k)
     cand = candidates_for(spec, n, candidates)
     local = search_settings(
@@ -464,7 +490,10 @@ def hybrid_plan(
         spec, filter, ids, exact_limit=max(exact_limit, 0), allow_disable_bitmaps=False
     )
     yield from _settings({**local, **strategy})
-    qtext = segment(query) if spec.client_segmentation else query
+    qtext: str | list[str] | None = None
+    if with_text:
+        assert query is not None
+        qtext = segment(query) if spec.client_segmentation else query
     p = Params()
     stmt = hybrid_sql(
         spec,
@@ -479,9 +508,11 @@ def hybrid_plan(
         text_weight=text_weight,
         ids=None if ids is None else [str(i) for i in ids],
         candidates=cand,
+        sparse=sparse_q,
+        sparse_weight=sparse_weight,
     )
     rows = yield Exec(stmt, p.values, fetch="all")
-    best = (vector_weight + text_weight) / (rrf_k + 1)
+    best = total / (rrf_k + 1)
     return [
         SearchHit(
             _record(r, False),
@@ -490,6 +521,44 @@ def hybrid_plan(
         )
         for r in rows
     ]
+
+
+def sparse_plan(
+    spec: TableSpec,
+    server: ServerInfo,
+    sparse: Any,
+    k: int,
+    *,
+    filter: Filter | None,
+    ids: Sequence[str] | None,
+    ef_search: int | None,
+    exact_limit: int = EXACT_FILTER_LIMIT,
+) -> Plan[list[SearchHit]]:
+    """Sparse-vector search (HNSW ``sparsevec_ip_ops``): rows sharing terms with the query."""
+    _check_k(k)
+    _check_sparse(spec, "sparse search")
+    q = query_sparse(sparse, int(spec.sparse_dimension or 0))
+    restricted = bool(filter) or ids is not None
+    local = search_settings(server, k, filtered=restricted, ef_search=ef_search, probes=None)
+    strategy = yield from filter_strategy(spec, filter, ids, exact_limit=max(exact_limit, 0), k=k)
+    yield from _settings({**local, **strategy})
+    p = Params()
+    id_list = None if ids is None else [str(i) for i in ids]
+    rows = yield Exec(
+        sparse_search_sql(spec, p, q, k, filter=filter, ids=id_list), p.values, fetch="all"
+    )
+    return [
+        SearchHit(_record(r, False), min(1.0, max(0.0, -float(r[3]))), float(r[3])) for r in rows
+    ]
+
+
+def _check_sparse(spec: TableSpec, what: str) -> None:
+    if not spec.sparse:
+        raise SchemaMismatchError(
+            f"table {spec.schema}.{spec.table} stores no sparse vectors, so {what} is not "
+            "available: open the store with sparse_dimension=... (the column is added) and "
+            "add the documents with sparse vectors (DashScope output_type='dense&sparse')."
+        )
 
 
 def get_plan(
@@ -505,7 +574,8 @@ def get_plan(
     p = Params()
     q = get_sql(spec, p, id_list, filter=filter, include_embeddings=include_embeddings, limit=limit)
     rows = yield Exec(q, p.values, fetch="all")
-    records = [_record(r, include_embeddings) for r in rows]
+    with_sparse = include_embeddings and spec.sparse
+    records = [_record(r, include_embeddings, with_sparse) for r in rows]
     if id_list is None:
         return records
     by_id = {r.id: r for r in records}

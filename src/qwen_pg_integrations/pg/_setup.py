@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psycopg
 from psycopg import sql
@@ -28,8 +28,10 @@ from .schema import (
     TableSpec,
     VectorType,
     catalog_ddl,
+    check_sparse,
     choose_vector_type,
     parse_version,
+    sparse_column_ddl,
     table_ddl,
 )
 
@@ -64,6 +66,7 @@ _CATALOG_COLUMNS = (
     "vector_type",
     "text_search",
     "package_version",
+    "sparse_dimension",
 )
 
 
@@ -79,6 +82,7 @@ class Requested:
     text_search: str
     vector_type: str
     create_table: bool
+    sparse_dimension: int | None = None  # None: the table's (no sparse column for a new one)
 
 
 def _ext_error(
@@ -139,24 +143,80 @@ def _mismatch(spec_row: TableSpec, req: Requested) -> None:
         )
 
 
-_HAS_COLUMN_SQL = sql.SQL(
-    "SELECT 1 FROM pg_attribute WHERE attrelid = format('%%I.%%I', %(s)s::text, %(t)s::text)"
-    "::regclass AND attname = 'quantization' AND NOT attisdropped"
+_HAS_COLUMNS_SQL = sql.SQL(
+    "SELECT array_agg(attname::text) FROM pg_attribute WHERE attrelid = "
+    "format('%%I.%%I', %(s)s::text, %(t)s::text)::regclass "
+    "AND attname IN ('quantization', 'sparse_dimension') AND NOT attisdropped"
 )
+_LATER_COLUMNS = (("quantization", "text"), ("sparse_dimension", "integer"))
 
 
-def _catalog_quantization_column(
+def _catalog_later_columns(
     schema: str, cat: sql.Identifier, read_only: bool
 ) -> Plan[sql.Composable]:
-    """The catalog's ``quantization`` column, added to catalogs made before it existed (under
-    the setup lock; a read-only store reads NULL instead)."""
-    has = yield Exec(_HAS_COLUMN_SQL, {"s": schema, "t": CATALOG_TABLE}, fetch="one")
-    if has is not None:
-        return sql.SQL("quantization")
+    """The catalog columns added after its first release (``quantization``,
+    ``sparse_dimension``), added to older catalogs under the setup lock; a read-only store
+    reads NULL for a missing one instead."""
+    row = yield Exec(_HAS_COLUMNS_SQL, {"s": schema, "t": CATALOG_TABLE}, fetch="one")
+    present = set(row[0] or ()) if row else set()
+    cols: list[sql.Composable] = []
+    for name, kind in _LATER_COLUMNS:
+        if name not in present and read_only:
+            cols.append(sql.SQL("NULL::{}").format(sql.SQL(kind)))
+            continue
+        if name not in present:
+            yield Exec(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    cat, sql.Identifier(name), sql.SQL(kind)
+                )
+            )
+        cols.append(sql.Identifier(name))
+    return sql.SQL(", ").join(cols)
+
+
+def _sparse_of_catalog(
+    spec: TableSpec, req: Requested, server: ServerInfo, read_only: bool, table_exists: bool
+) -> Plan[TableSpec]:
+    """A catalogued table asked for sparse vectors it does not have yet: add the column (and
+    its index) and record it; refuse a different sparse dimension."""
+    want = req.sparse_dimension
+    if want is None or want == spec.sparse_dimension:
+        return spec
+    where = f"table {spec.schema}.{spec.table}"
+    if spec.sparse_dimension is not None:
+        raise SchemaMismatchError(
+            f"{where} stores sparse vectors of dimension {spec.sparse_dimension} (asked for "
+            f"{want}): leave sparse_dimension out to use the table's, or use another table_name."
+        )
     if read_only:
-        return sql.SQL("NULL::text")
-    yield Exec(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS quantization text").format(cat))
-    return sql.SQL("quantization")
+        raise SchemaMismatchError(
+            f"{where} has no sparse vectors and the store was opened with create_table=False: "
+            "open it once with create_table=True to add the sparse column, or leave "
+            "sparse_dimension out."
+        )
+    check_sparse(want, server)
+    spec = replace(spec, sparse_dimension=want)
+    if table_exists:
+        for stmt in sparse_column_ddl(spec):
+            yield Exec(stmt)
+    yield Exec(
+        sql.SQL(
+            "UPDATE {} SET sparse_dimension = %(d)s "
+            "WHERE schema_name = %(s)s AND table_name = %(t)s"
+        ).format(sql.Identifier(spec.schema, CATALOG_TABLE)),
+        {"d": want, "s": spec.schema, "t": spec.table},
+    )
+    return spec
+
+
+def _parse_sparse_type(text: str | None) -> int | None:
+    """``sparsevec(n)`` -> ``n`` (``None`` for no column or another type)."""
+    if not text or not text.startswith("sparsevec(") or not text.endswith(")"):
+        return None
+    try:
+        return int(text[len("sparsevec(") : -1])
+    except ValueError:
+        return None
 
 
 def _parse_column_type(text: str) -> tuple[VectorType, int] | None:
@@ -213,12 +273,12 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
         yield Exec(catalog_ddl(schema))
     found = None
     if cat_exists is not None or not read_only:
-        quant_col = yield from _catalog_quantization_column(schema, cat, read_only)
+        later_cols = yield from _catalog_later_columns(schema, cat, read_only)
         found = yield Exec(
             sql.SQL(
                 "SELECT dimension, distance, vector_type, text_search, embedding_model, {} "
                 "FROM {} WHERE schema_name = %(s)s AND table_name = %(t)s"
-            ).format(quant_col, cat),
+            ).format(later_cols, cat),
             names,
             fetch="one",
         )
@@ -226,10 +286,21 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
     if regclass is None and read_only:
         raise _not_found(schema, req.table, "the store was opened with create_table=False")
     if found is not None:
-        dim, dist, vtype, ts, model, quant = found
+        dim, dist, vtype, ts, model, quant, sparse_dim = found
         quant = quant if quant in QUANTIZATIONS else None
-        spec = TableSpec(schema, req.table, int(dim), Distance.parse(dist), vtype, ts, model, quant)
+        spec = TableSpec(
+            schema,
+            req.table,
+            int(dim),
+            Distance.parse(dist),
+            vtype,
+            ts,
+            model,
+            quant,
+            None if sparse_dim is None else int(sparse_dim),
+        )
         _mismatch(spec, req)
+        spec = yield from _sparse_of_catalog(spec, req, server, read_only, regclass is not None)
         if regclass is None:
             for stmt in table_ddl(spec):
                 yield Exec(stmt)
@@ -245,6 +316,7 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
                 f"(columns {sorted(cols)}): use another table_name."
             )
         vtype, dim = parsed
+        sparse_dim = _parse_sparse_type(cols.get("sparse_embedding"))
         vector_type: VectorType
         if dimension is not None and dimension != dim:
             raise SchemaMismatchError(
@@ -257,6 +329,8 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
         return server, None
     else:
         vector_type = choose_vector_type(req.vector_type, dimension, server)
+        sparse_dim = req.sparse_dimension
+        check_sparse(sparse_dim, server)
     text_search = req.text_search
     if text_search == "auto":
         text_search = server.ts_configs[0] if server.ts_configs else "jieba"
@@ -276,7 +350,19 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
         vector_type,
         text_search,
         req.embedding_model,
+        sparse_dimension=sparse_dim,
     )
+    if regclass is not None and req.sparse_dimension not in (None, sparse_dim):
+        if sparse_dim is not None or read_only:
+            raise SchemaMismatchError(
+                f"table {schema}.{req.table} has sparse vectors of dimension {sparse_dim} "
+                f"(asked for {req.sparse_dimension}): leave sparse_dimension out, or use "
+                "another table_name."
+            )
+        check_sparse(req.sparse_dimension, server)
+        spec = replace(spec, sparse_dimension=req.sparse_dimension)
+        for stmt in sparse_column_ddl(spec):
+            yield Exec(stmt)
     if regclass is None:
         for stmt in table_ddl(spec):
             yield Exec(stmt)
@@ -300,6 +386,7 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
         spec.vector_type,
         spec.text_search,
         __version__,
+        spec.sparse_dimension,
     )
     yield Exec(
         sql.SQL(

@@ -66,10 +66,19 @@ def _passthrough(base: type[Dumper], wire: type[bytes]) -> type[Dumper]:
     return WireDumper
 
 
-def register_wire_dumpers(conn: Any, vector: TypeInfo, halfvec: TypeInfo | None) -> None:
+def register_wire_dumpers(
+    conn: Any, vector: TypeInfo, halfvec: TypeInfo | None, sparsevec: TypeInfo | None = None
+) -> None:
     """Register the pass-through dumpers (after pgvector's ``register_*_info``)."""
+    from .sparse import WireSparseVector
+
     adapters = conn.adapters
-    for info, wire in ((vector, WireVector), (halfvec, WireHalfVector)):
+    pairs: tuple[tuple[TypeInfo | None, type[bytes]], ...] = (
+        (vector, WireVector),
+        (halfvec, WireHalfVector),
+        (sparsevec, WireSparseVector),
+    )
+    for info, wire in pairs:
         if info is None:
             continue
         base = adapters.get_dumper_by_oid(info.oid, Format.BINARY)

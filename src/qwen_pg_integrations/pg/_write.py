@@ -30,6 +30,7 @@ from .queries import (
 )
 from .records import Record, check_id, check_text, check_vector, dumps_metadata, stable_id_of_json
 from .schema import TableSpec
+from .sparse import encode_sparse
 from .text import segment
 
 __all__ = ["RowBatch", "build_rows", "vector_param", "write_plan"]
@@ -66,6 +67,7 @@ class RowBatch:
         self.ids: list[str] = []
         self._pending: list[tuple[list[Any], Any, str]] = []  # (row, embedding, owner)
         self._halfvec = spec.vector_type == "halfvec"
+        self._sparse_dim = spec.sparse_dimension
         # one conversion from the caller's lists: straight to the wire's big-endian float4
         # (halfvec rounds through float32, as pgvector's own conversion does)
         self._dtype: Any = np.float32 if self._halfvec else ">f4"
@@ -94,6 +96,20 @@ class RowBatch:
         rid = check_id(rec.id) if rec.id is not None else stable_id_of_json(content, meta_json)
         self.by_id.pop(rid, None)
         row: list[Any] = [rid, content, Jsonb(meta_json, dumps=_identity), None]
+        if self._sparse_dim is not None:
+            sparse = getattr(rec, "sparse_embedding", None)
+            row.append(
+                None
+                if sparse is None
+                else encode_sparse(sparse, self._sparse_dim, f"the sparse vector of {owner}")
+            )
+        elif getattr(rec, "sparse_embedding", None) is not None:
+            spec = self.spec
+            raise SchemaMismatchError(
+                f"{owner} has a sparse vector but table {spec.schema}.{spec.table} stores none: "
+                "open the store with sparse_dimension=... (the column is added to the table), "
+                "or leave sparse_embedding out."
+            )
         self.by_id[rid] = row
         self.ids.append(rid)
         self._pending.append((row, rec.embedding, owner))
@@ -154,14 +170,16 @@ def build_rows(spec: TableSpec, records: Iterable[Record]) -> tuple[list[list[An
 def _copy_rows(spec: TableSpec, rows: Sequence[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
     seg = spec.client_segmentation
     server_side = not spec.client_tsvector  # the upsert runs to_tsvector on this text
-    for rid, content, meta, vec in rows:
+    for row in rows:
+        content = row[1]
         tsv: Any = tsvector_binary(segment(content)) if seg else content if server_side else None
-        yield (rid, content, meta, vec, tsv)
+        yield (*row, tsv)
 
 
 def _row_types(spec: TableSpec) -> tuple[str, ...]:
     last = "tsvector" if spec.client_tsvector else "text"
-    return ("text", "text", "jsonb", spec.vector_type, last)
+    sparse = ("sparsevec",) if spec.sparse else ()
+    return ("text", "text", "jsonb", spec.vector_type, *sparse, last)
 
 
 def _staged_upsert(spec: TableSpec, rows: Sequence[Sequence[Any]]) -> Plan[None]:

@@ -25,10 +25,12 @@ __all__ = [
     "nearest_sql",
     "probe_count_sql",
     "settings_sql",
+    "sparse_search_sql",
     "stage_columns",
     "stage_copy_sql",
     "stage_ddl",
     "stage_truncate_sql",
+    "table_columns",
     "text_search_sql",
     "tsquery_sql",
     "upsert_from_stage_sql",
@@ -37,10 +39,11 @@ __all__ = [
 
 STAGE_COLUMNS = ("id", "content", "metadata", "embedding", "tsv_input")
 TABLE_COLUMNS = ("id", "content", "metadata", "embedding", "content_tsv")
+_SPARSE = ("sparse_embedding",)
 
 
 def _stage(spec: TableSpec) -> sql.Identifier:
-    suffix = "tsv" if spec.client_tsvector else "txt"
+    suffix = ("tsv" if spec.client_tsvector else "txt") + ("_sparse" if spec.sparse else "")
     return sql.Identifier(f"_qwen_pg_stage_{spec.vector_type}_{suffix}")
 
 
@@ -48,18 +51,28 @@ def _columns(names: tuple[str, ...]) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, names))
 
 
+def table_columns(spec: TableSpec) -> tuple[str, ...]:
+    """The columns a write fills: :data:`TABLE_COLUMNS`, with ``sparse_embedding`` before the
+    tsvector on tables with sparse vectors."""
+    if not spec.sparse:
+        return TABLE_COLUMNS
+    return TABLE_COLUMNS[:4] + _SPARSE + TABLE_COLUMNS[4:]
+
+
 def stage_columns(spec: TableSpec) -> tuple[str, ...]:
     """Staging columns: the table's own with a client-built tsvector, else the text to index."""
-    return TABLE_COLUMNS if spec.client_tsvector else STAGE_COLUMNS
+    cols = table_columns(spec)
+    return cols if spec.client_tsvector else cols[:-1] + STAGE_COLUMNS[-1:]
 
 
 def stage_ddl(spec: TableSpec) -> sql.Composed:
     """The session's temporary staging table for COPY (one per vector type, any dimension)."""
     last = "content_tsv tsvector" if spec.client_tsvector else "tsv_input text"
+    sparse = ", sparse_embedding sparsevec" if spec.sparse else ""
     return sql.SQL(
         "CREATE TEMP TABLE IF NOT EXISTS {} "
-        "(id text, content text, metadata jsonb, embedding {}, {})"
-    ).format(_stage(spec), sql.SQL(spec.vector_type), sql.SQL(last))
+        "(id text, content text, metadata jsonb, embedding {}{}, {})"
+    ).format(_stage(spec), sql.SQL(spec.vector_type), sql.SQL(sparse), sql.SQL(last))
 
 
 def stage_truncate_sql(spec: TableSpec) -> sql.Composed:
@@ -77,7 +90,7 @@ def stage_copy_sql(spec: TableSpec) -> sql.Composed:
 def direct_copy_sql(spec: TableSpec) -> sql.Composed:
     """``COPY ... FROM STDIN (FORMAT BINARY)`` straight into the table (rows with new ids)."""
     return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        spec.ident, _columns(TABLE_COLUMNS)
+        spec.ident, _columns(table_columns(spec))
     )
 
 
@@ -99,14 +112,21 @@ def upsert_from_stage_sql(spec: TableSpec, params: Params) -> sql.Composed:
         if spec.client_tsvector
         else sql.SQL("to_tsvector({}::regconfig, tsv_input)").format(params.add(spec.ts_config))
     )
+    sparse = sql.SQL("sparse_embedding, " if spec.sparse else "")
     return sql.SQL(
-        "INSERT INTO {t} (id, content, metadata, embedding, content_tsv) "
-        "SELECT id, content, metadata, embedding, {tsv} "
+        "INSERT INTO {t} (id, content, metadata, embedding, {sp}content_tsv) "
+        "SELECT id, content, metadata, embedding, {sp}{tsv} "
         'FROM {s} ORDER BY id COLLATE "C" '
         "ON CONFLICT (id) DO UPDATE SET content = EXCLUDED.content, "
-        "metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding, "
+        "metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding, {spu}"
         "content_tsv = EXCLUDED.content_tsv"
-    ).format(t=spec.ident, s=_stage(spec), tsv=tsv)
+    ).format(
+        t=spec.ident,
+        s=_stage(spec),
+        tsv=tsv,
+        sp=sparse,
+        spu=sql.SQL("sparse_embedding = EXCLUDED.sparse_embedding, " if spec.sparse else ""),
+    )
 
 
 def _ids_cond(params: Params, ids: list[str] | None, column: str = "id") -> sql.Composable | None:
@@ -148,9 +168,12 @@ def get_sql(
     include_embeddings: bool = False,
     limit: int | None = None,
 ) -> sql.Composed:
-    """Select rows by ids and/or filter (``id, content, metadata[, embedding]``)."""
+    """Select rows by ids and/or filter (``id, content, metadata[, embedding[,
+    sparse_embedding]]``)."""
     cols = sql.SQL(
-        "id, content, metadata, embedding" if include_embeddings else "id, content, metadata"
+        ("id, content, metadata, embedding" + (", sparse_embedding" if spec.sparse else ""))
+        if include_embeddings
+        else "id, content, metadata"
     )
     parts: list[sql.Composable | None] = []
     if ids is not None:
@@ -332,11 +355,54 @@ def _and(cond: sql.Composable | None) -> sql.Composable:
     return sql.SQL("") if cond is None else sql.SQL(" AND ") + cond
 
 
+def _sparse_ranked(
+    spec: TableSpec,
+    params: Params,
+    sparse: Any,
+    n: int,
+    columns: str,
+    filter: Filter | None,
+    ids: list[str] | None,
+) -> sql.Composed:
+    """The ``n`` rows of highest sparse inner product (the HNSW ``sparsevec_ip_ops`` order),
+    ``columns`` and ``distance`` (the negative inner product); rows sharing no term with the
+    query (inner product 0) are left out, as full-text search leaves out non-matches."""
+    sq = sql.SQL("{}::sparsevec({})").format(
+        params.add(sparse), sql.Literal(int(spec.sparse_dimension or 0))
+    )
+    where = _where(
+        [
+            sql.SQL("sparse_embedding IS NOT NULL"),
+            _ids_cond(params, ids),
+            compile_filter(filter, params),
+        ]
+    )
+    return sql.SQL(
+        "SELECT * FROM (SELECT {cols}, sparse_embedding <#> {q} AS distance FROM {t}{where} "
+        "ORDER BY sparse_embedding <#> {q} LIMIT {n}) AS ranked WHERE distance < 0"
+    ).format(cols=sql.SQL(columns), q=sq, t=spec.ident, where=where, n=params.add(int(n)))
+
+
+def sparse_search_sql(
+    spec: TableSpec,
+    params: Params,
+    sparse: Any,
+    k: int,
+    *,
+    filter: Filter | None = None,
+    ids: list[str] | None = None,
+) -> sql.Composed:
+    """Sparse-vector search, best first: ``id, content, metadata, distance`` (``distance`` is
+    the negative inner product, pgvector's ``<#>``)."""
+    inner = _sparse_ranked(spec, params, sparse, k, "id, content, metadata", filter, ids)
+    return sql.SQL("SELECT * FROM ({}) AS s ORDER BY distance, id").format(inner)
+
+
 def hybrid_sql(
     spec: TableSpec,
     params: Params,
     vector: Any,
-    query_text: str | list[str],
+    query_text: str | list[str] | None,
     k: int,
     *,
     fetch_k: int,
@@ -346,42 +412,74 @@ def hybrid_sql(
     text_weight: float = 1.0,
     ids: list[str] | None = None,
     candidates: int | None = None,
+    sparse: Any = None,
+    sparse_weight: float = 1.0,
 ) -> sql.Composed:
-    """Vector and full-text rankings fused by reciprocal rank fusion, in one statement.
+    """Vector, full-text (``query_text`` not ``None``) and sparse (``sparse`` not ``None``)
+    rankings, each of ``fetch_k`` rows, fused by reciprocal rank fusion in one statement:
+    ``sum(weight / (rrf_k + rank))`` over the rankings a row is in.
 
-    Returns ``id, content, metadata, rrf, distance`` (``distance`` is NULL for rows only the
-    text ranking found).
+    Returns ``id, content, metadata, rrf, distance`` (``distance`` is NULL for rows the
+    vector ranking did not find).
     """
     q = _query_vector(spec, params, vector)
     vec_filter = _where([_ids_cond(params, ids), compile_filter(filter, params)])
-    txt_filter = _and(_ids_cond(params, ids, "t.id")) + _and(
-        compile_filter(filter, params, sql.SQL("t.metadata"))
-    )
     near = nearest_sql(
         spec, params, q, vec_filter, max(int(candidates or fetch_k), int(fetch_k)), sql.SQL("id")
     )
     n = params.add(int(fetch_k))
     rk = params.add(float(rrf_k))
+    ctes: list[sql.Composable] = [
+        sql.SQL(
+            "vec AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rnk FROM ("
+            "SELECT * FROM ({near}) AS c ORDER BY distance, id LIMIT {n}) AS v)"
+        ).format(near=near, n=n)
+    ]
+    ranks: list[sql.Composable] = [
+        sql.SQL("SELECT id, rnk, {}::float8 AS w, distance FROM vec").format(
+            params.add(float(vector_weight))
+        )
+    ]
+    if query_text is not None:
+        txt_filter = _and(_ids_cond(params, ids, "t.id")) + _and(
+            compile_filter(filter, params, sql.SQL("t.metadata"))
+        )
+        ctes.append(
+            sql.SQL("q AS (SELECT {} AS tsq)").format(tsquery_sql(spec, params, query_text))
+        )
+        ctes.append(
+            sql.SQL(
+                "txt AS (SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS rnk FROM ("
+                "SELECT t.id, ts_rank_cd(t.content_tsv, q.tsq, 32) AS rank FROM {t} AS t, q "
+                "WHERE t.content_tsv @@ q.tsq{tf} ORDER BY rank DESC, t.id LIMIT {n}) AS x)"
+            ).format(t=spec.ident, tf=txt_filter, n=n)
+        )
+        ranks.append(
+            sql.SQL("SELECT id, rnk, {}::float8, NULL::float8 FROM txt").format(
+                params.add(float(text_weight))
+            )
+        )
+    if sparse is not None:
+        ranked = _sparse_ranked(spec, params, sparse, int(fetch_k), "id", filter, ids)
+        ctes.append(
+            sql.SQL(
+                "sp AS (SELECT id, row_number() OVER (ORDER BY distance, id) AS rnk FROM ({}) AS s)"
+            ).format(ranked)
+        )
+        ranks.append(
+            sql.SQL("SELECT id, rnk, {}::float8, NULL::float8 FROM sp").format(
+                params.add(float(sparse_weight))
+            )
+        )
     return sql.SQL(
-        "WITH q AS (SELECT {tsq} AS tsq), "
-        "vec AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rnk FROM ("
-        "SELECT * FROM ({near}) AS c ORDER BY distance, id LIMIT {n}) AS v), "
-        "txt AS (SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS rnk FROM ("
-        "SELECT t.id, ts_rank_cd(t.content_tsv, q.tsq, 32) AS rank FROM {t} AS t, q "
-        "WHERE t.content_tsv @@ q.tsq{tf} ORDER BY rank DESC, t.id LIMIT {n}) AS x), "
-        "fused AS (SELECT coalesce(vec.id, txt.id) AS id, "
-        "coalesce({wv} / ({rk} + vec.rnk), 0) + coalesce({wt} / ({rk} + txt.rnk), 0) AS rrf, "
-        "vec.distance FROM vec FULL OUTER JOIN txt ON vec.id = txt.id) "
+        "WITH {ctes}, fused AS (SELECT id, sum(w / ({rk}::float8 + rnk)) AS rrf, "
+        "min(distance) AS distance FROM ({ranks}) AS r GROUP BY id) "
         "SELECT d.id, d.content, d.metadata, fused.rrf, fused.distance "
         "FROM fused JOIN {t} AS d ON d.id = fused.id ORDER BY fused.rrf DESC, d.id LIMIT {k}"
     ).format(
-        tsq=tsquery_sql(spec, params, query_text),
-        near=near,
-        t=spec.ident,
-        tf=txt_filter,
-        n=n,
+        ctes=sql.SQL(", ").join(ctes),
         rk=rk,
-        wv=params.add(float(vector_weight)),
-        wt=params.add(float(text_weight)),
+        ranks=sql.SQL(" UNION ALL ").join(ranks),
+        t=spec.ident,
         k=params.add(int(k)),
     )

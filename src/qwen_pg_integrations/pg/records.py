@@ -95,12 +95,16 @@ class Record:
         content: The chunk text.
         metadata: JSON-serialisable metadata (stored as jsonb).
         embedding: The vector; required for writes, returned on reads only when asked for.
+        sparse_embedding: Sparse weights (term index, 0-based -> weight, e.g.
+            :attr:`EmbeddingResult.sparse <qwen_pg_integrations.types.EmbeddingResult.sparse>`),
+            for tables with sparse vectors; the largest 1,000 are stored.
     """
 
     id: str | None
     content: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
     embedding: EmbeddingLike | None = None
+    sparse_embedding: Mapping[int, float] | None = None
 
 
 @dataclass(frozen=True)

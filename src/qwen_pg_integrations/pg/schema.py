@@ -27,10 +27,13 @@ __all__ = [
     "VectorType",
     "catalog_ddl",
     "check_quantization",
+    "check_sparse",
     "choose_vector_type",
     "index_ddl",
     "index_name",
     "parse_version",
+    "sparse_column_ddl",
+    "sparse_index_ddl",
     "table_ddl",
 ]
 
@@ -51,6 +54,7 @@ VectorType = Literal["vector", "halfvec"]
 Quantization = Literal["halfvec", "binary"]
 QUANTIZATIONS: tuple[str, ...] = ("halfvec", "binary")
 QUANTIZED_PGVECTOR = (0, 7, 0)  # halfvec casts and binary_quantize()
+SPARSE_PGVECTOR = (0, 7, 0)  # sparsevec
 
 _OPCLASS_SUFFIX = {
     Distance.COSINE: "cosine_ops",
@@ -90,6 +94,11 @@ class ServerInfo:
     def has_halfvec(self) -> bool:
         """pgvector >= 0.7 has the half-precision ``halfvec`` type."""
         return self.pgvector is not None and self.pgvector >= HALFVEC_PGVECTOR
+
+    @property
+    def has_sparsevec(self) -> bool:
+        """pgvector >= 0.7 has the ``sparsevec`` type (and its HNSW operator classes)."""
+        return self.pgvector is not None and self.pgvector >= SPARSE_PGVECTOR
 
     @property
     def has_iterative_scan(self) -> bool:
@@ -141,6 +150,8 @@ class TableSpec:
         quantization: the vector index's quantization (``"halfvec"``: an index on
             ``embedding::halfvec(n)``; ``"binary"``: on ``binary_quantize(embedding)::bit(n)``,
             searched with an exact re-rank), ``None`` for an index on the column itself (or none).
+        sparse_dimension: the dimension of the ``sparse_embedding sparsevec(n)`` column (with
+            an HNSW ``sparsevec_ip_ops`` index), ``None`` for a table without sparse vectors.
     """
 
     schema: str
@@ -151,6 +162,12 @@ class TableSpec:
     text_search: str
     embedding_model: str | None = None
     quantization: Quantization | None = None
+    sparse_dimension: int | None = None
+
+    @property
+    def sparse(self) -> bool:
+        """True when the table stores sparse vectors."""
+        return self.sparse_dimension is not None
 
     @property
     def ident(self) -> sql.Identifier:
@@ -245,6 +262,7 @@ def catalog_ddl(schema: str) -> sql.Composed:
         "dimension integer NOT NULL, distance text NOT NULL, vector_type text NOT NULL, "
         "text_search text NOT NULL, package_version text NOT NULL, "
         "created_at timestamptz NOT NULL DEFAULT now(), quantization text, "
+        "sparse_dimension integer, "
         "PRIMARY KEY (schema_name, table_name))"
     ).format(sql.Identifier(schema, CATALOG_TABLE))
 
@@ -256,8 +274,8 @@ def table_ddl(spec: TableSpec) -> list[sql.Composed]:
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} ("
             "id text PRIMARY KEY, content text NOT NULL, "
-            "metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb, embedding {}, content_tsv tsvector)"
-        ).format(t, spec.column_type),
+            "metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb, embedding {}, content_tsv tsvector{})"
+        ).format(t, spec.column_type, _sparse_column(spec)),
         sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE {}").format(t, spec.storage),
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin (metadata jsonb_path_ops)").format(
             sql.Identifier(index_name(spec.table, "metadata_gin")), t
@@ -269,7 +287,47 @@ def table_ddl(spec: TableSpec) -> list[sql.Composed]:
                 sql.Identifier(index_name(spec.table, "tsv_gin")), t
             )
         )
+    if spec.sparse:
+        stmts.append(sparse_index_ddl(spec))
     return stmts
+
+
+def _sparse_column(spec: TableSpec) -> sql.Composable:
+    if not spec.sparse:
+        return sql.SQL("")
+    return sql.SQL(", sparse_embedding sparsevec({})").format(
+        sql.Literal(int(spec.sparse_dimension or 0))
+    )
+
+
+def sparse_index_ddl(spec: TableSpec) -> sql.Composed:
+    """The HNSW index of the sparse column (inner product: learned-sparse scoring). It holds
+    at most 1,000 non-zero weights a row, which is why writes keep the largest 1,000."""
+    return sql.SQL(
+        "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (sparse_embedding sparsevec_ip_ops)"
+    ).format(sql.Identifier(index_name(spec.table, "sparse_hnsw")), spec.ident)
+
+
+def sparse_column_ddl(spec: TableSpec) -> list[sql.Composed]:
+    """Add the sparse column and its index to an existing table (rows get NULL: re-add them
+    with sparse vectors to make them findable by sparse search)."""
+    return [
+        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS sparse_embedding sparsevec({})").format(
+            spec.ident, sql.Literal(int(spec.sparse_dimension or 0))
+        ),
+        sparse_index_ddl(spec),
+    ]
+
+
+def check_sparse(spec_dimension: int | None, server: ServerInfo) -> None:
+    """Refuse sparse vectors on pgvector older than 0.7 with what to do."""
+    if spec_dimension is not None and not server.has_sparsevec:
+        raise ExtensionError(
+            f"sparse vectors need pgvector >= 0.7 (sparsevec) but the server has "
+            f"{_ver(server.pgvector)}: upgrade the pgvector package and run ALTER EXTENSION "
+            "vector UPDATE, or open the store without sparse vectors (dense, full-text and "
+            "hybrid search work on any pgvector >= 0.5)."
+        )
 
 
 def index_ddl(

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from pgvector.psycopg.halfvec import register_halfvec_info
+from pgvector.psycopg.sparsevec import register_sparsevec_info
 from pgvector.psycopg.vector import register_vector_info
 from psycopg import errors as pg_errors
 from psycopg import sql
@@ -36,6 +37,7 @@ from .connection import ConnectionArg, Engine
 from .filters import Filter
 from .records import Distance, EmbeddingLike, Record, SearchHit
 from .schema import NO_TEXT_SEARCH, ServerInfo, TableSpec
+from .sparse import DEFAULT_SPARSE_DIMENSION, SparseLike, check_sparse_dimension
 from .text import warm_up
 
 __all__ = ["PGStore"]
@@ -165,6 +167,14 @@ class PGStore(Runner):
         exact_filter_limit: a filtered search first counts matching rows (up to this many + 1);
             at most this many -> exact search, more -> the vector index with iterative scans.
             0 leaves the choice to the planner.
+        sparse_dimension: store sparse vectors too (``Record.sparse_embedding``, e.g. DashScope
+            ``output_type="dense&sparse"``) in a ``sparsevec(n)`` column with an HNSW inner
+            product index, for :meth:`sparse_search` and a sparse ranking in
+            :meth:`hybrid_search`; ``True`` means
+            :data:`~.sparse.DEFAULT_SPARSE_DIMENSION`. An existing table without the column
+            gets it (its rows have none until re-added). ``None`` (default): the table's.
+            Each row keeps its 1,000 largest weights (pgvector's HNSW limit). Needs pgvector
+            >= 0.7.
 
     Example:
         >>> store = PGStore("postgresql://localhost/db", table_name="docs", dimension=1024)
@@ -186,6 +196,7 @@ class PGStore(Runner):
         batch_size: int = 2000,
         create_table: bool = True,
         exact_filter_limit: int = 1000,
+        sparse_dimension: int | bool | None = None,
     ) -> None:
         for label, name in (("table_name", table_name), ("schema_name", schema_name)):
             if name is not None and (
@@ -210,6 +221,12 @@ class PGStore(Runner):
             raise InvalidInputError(
                 f"vector_type must be auto, vector or halfvec, got {vector_type!r}"
             )
+        if sparse_dimension is True:
+            sparse_dimension = DEFAULT_SPARSE_DIMENSION
+        elif sparse_dimension is False:
+            sparse_dimension = None
+        if sparse_dimension is not None:
+            sparse_dimension = check_sparse_dimension(sparse_dimension)
         self.table_name = table_name
         self.batch_size = batch_size
         self.exact_filter_limit = exact_filter_limit
@@ -223,10 +240,11 @@ class PGStore(Runner):
             text_search=text_search,
             vector_type=vector_type,
             create_table=create_table,
+            sparse_dimension=sparse_dimension,
         )
         self._server: ServerInfo | None = None
         self._spec: TableSpec | None = None
-        self._types: tuple[TypeInfo, TypeInfo | None] | None = None
+        self._types: tuple[TypeInfo, TypeInfo | None, TypeInfo | None] | None = None
         self._registered: weakref.WeakSet[Any] = weakref.WeakSet()
         self.last_index_build: _index.IndexBuild | None = None
 
@@ -293,10 +311,12 @@ class PGStore(Runner):
                             "the vector type is missing although pgvector is installed: check "
                             "that the schema pgvector was installed in is on the search_path"
                         )
-                    half = None
+                    half = sparse = None
                     if self._server is not None and self._server.has_halfvec:
                         half = yield from _type_plan("halfvec")
-                    self._types = (vec, half)
+                    if self._server is not None and self._server.has_sparsevec:
+                        sparse = yield from _type_plan("sparsevec")
+                    self._types = (vec, half, sparse)
                 self._register(conn, self._types)
         return self._spec
 
@@ -305,10 +325,14 @@ class PGStore(Runner):
         assert spec is not None and self._server is not None  # a dimension creates the table
         return spec, self._server
 
-    def _register(self, conn: Any, infos: tuple[TypeInfo, TypeInfo | None]) -> None:
+    def _register(
+        self, conn: Any, infos: tuple[TypeInfo, TypeInfo | None, TypeInfo | None]
+    ) -> None:
         register_vector_info(conn, infos[0])
         if infos[1] is not None:
             register_halfvec_info(conn, infos[1])
+        if infos[2] is not None:
+            register_sparsevec_info(conn, infos[2])
         register_wire_dumpers(conn, *infos)
         conn.adapters.register_dumper(TsVector, TsVectorDumper)
         self._registered.add(conn)
@@ -644,7 +668,7 @@ class PGStore(Runner):
     def hybrid_search(
         self,
         embedding: EmbeddingLike,
-        query: str,
+        query: str | None,
         *,
         k: int = 4,
         filter: Filter | None = None,
@@ -656,9 +680,19 @@ class PGStore(Runner):
         ef_search: int | None = None,
         probes: int | None = None,
         candidates: int | None = None,
+        sparse: SparseLike | None = None,
+        sparse_weight: float = 1.0,
     ) -> Task[list[SearchHit]]:
-        """Vector and full-text rankings fused by reciprocal rank fusion in one SQL statement
-        (``candidates``: as for :meth:`search`, for the vector ranking's ``fetch_k``)."""
+        """Vector, full-text and (``sparse`` given) sparse-vector rankings fused by reciprocal
+        rank fusion in one SQL statement.
+
+        Each ranking holds ``fetch_k`` rows (default ``max(4 k, 20)``); a row scores
+        ``sum(weight / (rrf_k + rank))`` over the rankings it is in, normalised so a row first
+        in every ranking scores 1. ``query`` ``None`` (or a table made with
+        ``text_search="none"``, when ``sparse`` is given) leaves the full-text ranking out;
+        ``sparse`` needs a table with sparse vectors. ``candidates``: as for :meth:`search`,
+        for the vector ranking.
+        """
         _ops.check_search_args(k)
 
         def body(
@@ -680,10 +714,48 @@ class PGStore(Runner):
                 probes=probes,
                 exact_limit=self.exact_filter_limit,
                 candidates=candidates,
+                sparse=sparse,
+                sparse_weight=sparse_weight,
             )
             return plan, True
 
         return (yield from self._on_vectors(embedding, body))
+
+    @operation
+    def sparse_search(
+        self,
+        sparse: SparseLike,
+        *,
+        k: int = 4,
+        filter: Filter | None = None,
+        ids: Sequence[str] | None = None,
+        ef_search: int | None = None,
+    ) -> Task[list[SearchHit]]:
+        """The ``k`` rows of highest sparse inner product with ``sparse`` (term index ->
+        weight), best first; rows sharing no term with it are not returned.
+
+        ``SearchHit.distance`` is pgvector's ``<#>`` (the negative inner product) and
+        ``score`` the inner product clipped to [0, 1] (as for dense inner-product tables).
+
+        Raises:
+            SchemaMismatchError: the table stores no sparse vectors.
+        """
+        _ops.check_search_args(k)
+
+        def body(spec: TableSpec) -> Plan[list[SearchHit]]:
+            assert self._server is not None
+            return _ops.sparse_plan(
+                spec,
+                self._server,
+                sparse,
+                k,
+                filter=filter,
+                ids=ids,
+                ef_search=ef_search,
+                exact_limit=self.exact_filter_limit,
+            )
+
+        return (yield from self._on_table(body, tx=True)) or []
 
     # -- admin -------------------------------------------------------------------------------
 
@@ -774,5 +846,6 @@ class PGStore(Runner):
     ammr_search = mmr_search.aio
     atext_search = text_search.aio
     ahybrid_search = hybrid_search.aio
+    asparse_search = sparse_search.aio
     acreate_index = create_index.aio
     aindex_progress = index_progress.aio
