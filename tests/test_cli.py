@@ -470,3 +470,27 @@ def test_index_create_builds_a_quantized_index_with_progress_and_a_summary(
     code, _, err = _run(capsys, "--dsn", pg_dsn, "--table", table_name + "_x", "index", "create")
     assert code == 1 and "does not exist" in err
     store.drop()
+
+
+def test_ingest_sparse_then_sparse_and_hybrid_search(
+    dashscope_emulator: DashScopeEmulator,
+    pg_dsn: str,
+    table_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = ("--dsn", pg_dsn, "--table", table_name, "-k", "2", "--threshold", "none")
+    docs = _corpus(tmp_path)
+    code, out, _ = _run(capsys, *base, "ingest", str(docs), "--sparse")
+    assert code == 0, out
+    calls = [r for r in dashscope_emulator.requests if r.endpoint == "embedding"]
+    assert calls and all(r.body["parameters"]["output_type"] == "dense&sparse" for r in calls)
+    code, out, _ = _run(capsys, *base, "search", "PolarDB 只读节点", "--mode", "sparse")
+    assert code == 0 and "polardb.txt" in out
+    code, out, _ = _run(capsys, *base, "search", "PolarDB 只读节点", "--mode", "hybrid", "--sparse")
+    assert code == 0 and "polardb.txt" in out
+    # a table ingested without --sparse: a clear error, not an empty result
+    other = ("--dsn", pg_dsn, "--table", table_name + "_dense", "--threshold", "none")
+    _run(capsys, *other, "ingest", str(docs))
+    code, out, err = _run(capsys, *other, "search", "PolarDB", "--mode", "sparse")
+    assert code != 0 and "no sparse vectors" in (out + err)

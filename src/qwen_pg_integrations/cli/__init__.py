@@ -35,6 +35,10 @@ def _threshold(value: str) -> float | str | None:
         raise argparse.ArgumentTypeError("expected a number, 'auto' or 'none'") from None
 
 
+_SPARSE_HELP = (
+    "also embed DashScope sparse weights (v3/v4 dense&sparse output, same calls) and store them "
+    "for sparse and hybrid search (pgvector >= 0.7)"
+)
 _SQL_OWN = frozenset({"--dsn", "--base-url", "--embedding-model", "--chat-model"})
 
 
@@ -126,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--index", choices=("hnsw", "ivfflat", "none"), default="hnsw",
                    help="vector index to make sure exists afterwards (default hnsw)")  # fmt: skip
+    p.add_argument("--sparse", action="store_true", help=_SPARSE_HELP)
 
     p = command("ask", "answer a question from the stored documents, with sources")
     p.add_argument("question")
@@ -145,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("search", "ranked chunks for a text")
     p.add_argument("text")
-    p.add_argument("--mode", choices=("vector", "text", "hybrid"), default="vector")
+    p.add_argument("--mode", choices=("vector", "text", "hybrid", "sparse"), default="vector")
+    p.add_argument("--sparse", action="store_true", help=_SPARSE_HELP)
 
     command("status", "server, PostgreSQL/pgvector versions, tables, rows, indexes")
 

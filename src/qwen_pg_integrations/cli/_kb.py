@@ -72,6 +72,7 @@ def open_knowledge_base(
         create_table=create,
         rerank_model=rerank_model,
         fetch_k=getattr(args, "fetch_k", None),
+        sparse=bool(getattr(args, "sparse", False)) or getattr(args, "mode", None) == "sparse",
     )
 
 

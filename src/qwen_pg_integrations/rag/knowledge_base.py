@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KnowledgeBase", "hit_to_chunk"]
 
-SEARCH_MODES = ("vector", "text", "hybrid")
+SEARCH_MODES = ("vector", "text", "hybrid", "sparse")
 
 
 def hit_to_chunk(hit: SearchHit) -> RetrievedChunk:
@@ -76,6 +76,7 @@ class KnowledgeBase:
         base_url: str | None = None,
         create_table: bool = True,
         rerank_model: str | None = None,
+        sparse: bool = False,
         **config: Any,
     ) -> KnowledgeBase:
         """Build the clients and the store from names; ``config`` goes to :class:`RagConfig`.
@@ -83,12 +84,20 @@ class KnowledgeBase:
         ``create_table=False`` opens an existing table only: nothing is created (a missing
         table is :class:`~qwen_pg_integrations.errors.TableNotFoundError`). ``rerank_model``
         (e.g. ``"qwen3-rerank"``) reranks the candidates (``fetch_k``) before answering.
+        ``sparse=True`` embeds with ``output_type="dense&sparse"`` (v3/v4; same calls, same
+        price) and stores the sparse weights too: ``search(mode="sparse")``, and a sparse
+        ranking in hybrid search.
         """
         from ..dashscope import ChatClient, DashScopeClient, EmbeddingClient, RerankClient
         from ..pg import PGStore
 
         client = DashScopeClient(api_key=api_key, base_url=base_url)
-        embeddings = EmbeddingClient(embedding_model, dimensions=dimensions, client=client)
+        embeddings = EmbeddingClient(
+            embedding_model,
+            dimensions=dimensions,
+            client=client,
+            output_type="dense&sparse" if sparse else "dense",
+        )
         chat = ChatClient(chat_model, client=client) if chat_model else None
         if rerank_model:
             config["reranker"] = RerankClient(rerank_model, client=client)
@@ -98,6 +107,7 @@ class KnowledgeBase:
             dimension=embeddings.dimensions,
             embedding_model=embedding_model,
             create_table=create_table,
+            sparse_dimension=True if sparse and create_table else None,
         )
         return cls(store, embeddings, chat, RagConfig(**config))
 
@@ -111,10 +121,11 @@ class KnowledgeBase:
         """Embed the chunks as documents and store them."""
         from ..pg import Record
 
-        vectors = self.embeddings.embed_documents([c.content for c in chunks])
+        result = self.embeddings.embed([c.content for c in chunks], "document")
+        sparse: Sequence[dict[int, float] | None] = result.sparse or [None] * len(chunks)
         self.store.add(
-            Record(c.id, c.content, c.metadata, vector)
-            for c, vector in zip(chunks, vectors, strict=True)
+            Record(c.id, c.content, c.metadata, vector, weights)
+            for c, vector, weights in zip(chunks, result.vectors, sparse, strict=True)
         )
 
     def delete_stale(self, source: str, keep: Sequence[str]) -> int:
@@ -184,14 +195,24 @@ class KnowledgeBase:
     def search(
         self, text: str, *, k: int | None = None, mode: str = "vector"
     ) -> list[RetrievedChunk]:
-        """Ranked chunks for ``text``: ``vector`` (embedding), ``text`` (full text), ``hybrid``."""
+        """Ranked chunks for ``text``: ``vector`` (embedding), ``text`` (full text), ``hybrid``
+        (both, and the sparse ranking with sparse weights on), ``sparse``."""
         k = k or self.config.k
         if mode == "text":
             hits = self.store.text_search(text, k=k)
         elif mode == "vector":
             hits = self.store.search(self.embeddings.embed_query(text), k=k)
         elif mode == "hybrid":
-            hits = self.store.hybrid_search(self.embeddings.embed_query(text), text, k=k)
+            res = self.embeddings.embed([text], "query")
+            weights = res.sparse[0] if res.sparse else None
+            hits = self.store.hybrid_search(res.vectors[0], text, k=k, sparse=weights)
+        elif mode == "sparse":
+            if not self.embeddings.has_sparse:
+                raise ConfigurationError(
+                    "sparse search needs sparse weights: open the knowledge base with "
+                    "sparse=True (qwen-pg: --sparse) and ingest with it."
+                )
+            hits = self.store.sparse_search(self.embeddings.embed_sparse([text], "query")[0], k=k)
         else:
             raise ConfigurationError(f"search mode must be one of {', '.join(SEARCH_MODES)}.")
         return [hit_to_chunk(h) for h in hits]
