@@ -90,7 +90,9 @@ def test_retrieval_quality_bench_runs_every_stage_with_one_rerank_call(
         for line in out.read_text(encoding="utf-8").splitlines()
         if line.startswith("| ") and not line.startswith("| stage")
     }
-    for stage in ("dense", "full text", "hybrid", "dense + rerank", "hybrid + rerank"):
+    stages = ("dense", "full text", "hybrid", "sparse", "hybrid + sparse", "dense + rerank",
+              "hybrid + rerank", "hybrid + sparse + rerank")  # fmt: skip
+    for stage in stages:
         hit5 = float(rows[stage][2])
         assert 0.5 <= hit5 <= 1.0, (stage, rows[stage])
     assert rows["dense + rerank"][-1] == "1.00" and rows["dense"][-1] == "0.00"
