@@ -14,6 +14,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,6 +65,31 @@ def pgserver_dsn() -> Iterator[str]:
     finally:
         _close_pools(dsn)
         server.cleanup()
+
+
+def _cluster_or_skip(make: Any) -> Any:
+    from _cluster import Unavailable
+
+    try:
+        return make()
+    except Unavailable as why:
+        if os.environ.get("QWEN_PG_REQUIRE_CLUSTER") == "1":  # CI: these tests must run
+            pytest.fail(f"cannot start the servers this test needs: {why}")
+        pytest.skip(f"cannot start the servers this test needs: {why}")
+
+
+@pytest.fixture(scope="session")
+def replica_pair() -> Iterator[Any]:
+    """A primary and a streaming hot standby (the embedded PostgreSQL's binaries)."""
+    from _cluster import ReplicaPair
+
+    pair = _cluster_or_skip(lambda: ReplicaPair().start())
+    try:
+        yield pair
+    finally:
+        _close_pools(pair.primary_dsn)
+        _close_pools(pair.standby_dsn)
+        pair.close()
 
 
 @pytest.fixture

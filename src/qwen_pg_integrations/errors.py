@@ -28,6 +28,7 @@ Every exception the package raises on purpose derives from :class:`QwenPGError`,
         ├── ExtensionError                 pgvector missing, not installable, or too old
         ├── SchemaMismatchError            a table made for another model, dimension or distance
         ├── TableNotFoundError             the table does not exist and may not be created
+        ├── ReadOnlyServerError            a write reached a read-only standby (SQLSTATE 25006)
         └── PLPythonUnavailableError       in-database functions need plpython3u
 
 Warnings the package gives derive from :class:`QwenPGWarning` (a ``UserWarning``).
@@ -60,6 +61,7 @@ __all__ = [
     "QwenPGError",
     "QwenPGWarning",
     "RateLimitError",
+    "ReadOnlyServerError",
     "SchemaMismatchError",
     "ServerError",
     "StorageError",
@@ -298,6 +300,11 @@ class TableNotFoundError(StorageError):
         super().__init__(message)
         self.schema = schema
         self.table = table
+
+
+class ReadOnlyServerError(StorageError):
+    """A write or DDL reached a server that only reads: a hot standby / PolarDB read-only
+    node (SQLSTATE 25006, ``read_only_sql_transaction``)."""
 
 
 class PLPythonUnavailableError(StorageError):

@@ -108,10 +108,12 @@ class Unit(Generic[T]):
         make: builds the plan (called once per attempt).
         conflicts: also retry deadlocks and serialization failures (writes), when the store
             owns the transaction.
+        read: the plan only reads: with read replicas it may run on a standby.
     """
 
     make: Callable[[], Plan[T]]
     conflicts: bool = False
+    read: bool = False
 
 
 class _End:

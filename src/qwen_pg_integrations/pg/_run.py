@@ -28,8 +28,11 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 import psycopg
 from psycopg.pq import TransactionStatus
+from psycopg_pool import PoolTimeout
 
+from ..errors import DatabaseConnectionError
 from ._plan import Plan, Pull, Stepper, Task, Unit, run_async, run_sync
+from ._replicas import ReadRouting, Replica, ReplicaBehind
 from .connection import Engine
 
 __all__ = ["CONFLICT_RETRIES", "Attempts", "Runner", "is_conflict", "operation"]
@@ -47,6 +50,7 @@ class Runner:
     """What the drivers need of a store: its connections and its error translation."""
 
     _engine: Engine
+    _routing: ReadRouting | None = None
 
     def _errors(self) -> AbstractContextManager[None]:
         raise NotImplementedError
@@ -122,12 +126,69 @@ async def _unit_async(engine: Engine, unit: Unit[T]) -> T:
         await asyncio.sleep(attempts.wait)
 
 
+# what sets a standby aside (the read then runs on the primary)
+_REPLICA_FAILURES = (psycopg.OperationalError, DatabaseConnectionError, PoolTimeout)
+
+
+def _failure(err: BaseException) -> str:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def _routed_sync(store: Runner, unit: Unit[T]) -> T:
+    """A unit on the right server: reads on a standby when there is one that passes the
+    gate, everything else (and reads the standbys cannot serve) on the primary."""
+    routing = store._routing
+    if routing is None:
+        return _unit_sync(store._engine, unit)
+    if not unit.read:
+        return _unit_sync(store._engine, routing.after_write(unit))
+    replica = routing.pick()
+    if replica is not None:
+        try:
+            result = _unit_sync(replica.engine, routing.gated(replica, unit))
+        except ReplicaBehind as why:
+            _behind(replica, why)
+        except _REPLICA_FAILURES as err:
+            replica.set_aside(_failure(err))
+        else:
+            replica.healthy()
+            return result
+    return _unit_sync(store._engine, unit)
+
+
+async def _routed_async(store: Runner, unit: Unit[T]) -> T:
+    """Async :func:`_routed_sync`."""
+    routing = store._routing
+    if routing is None:
+        return await _unit_async(store._engine, unit)
+    if not unit.read:
+        return await _unit_async(store._engine, routing.after_write(unit))
+    replica = routing.pick()
+    if replica is not None:
+        try:
+            result = await _unit_async(replica.engine, routing.gated(replica, unit))
+        except ReplicaBehind as why:
+            _behind(replica, why)
+        except _REPLICA_FAILURES as err:
+            replica.set_aside(_failure(err))
+        else:
+            replica.healthy()
+            return result
+    return await _unit_async(store._engine, unit)
+
+
+def _behind(replica: Replica, why: ReplicaBehind) -> None:
+    if why.lagging:  # a lagging standby is left out a while; a write not yet replayed is not
+        replica.set_aside(str(why))
+
+
 def drive_sync(store: Runner, task: Task[T]) -> T:
     """Run a task with blocking I/O."""
     step = Stepper(task)
     with store._errors():
         while (item := step.next()) is not None:
-            step.value = item.next() if isinstance(item, Pull) else _unit_sync(store._engine, item)
+            step.value = item.next() if isinstance(item, Pull) else _routed_sync(store, item)
     return step.result
 
 
@@ -139,7 +200,7 @@ async def drive_async(store: Runner, task: Task[T]) -> T:
             if isinstance(item, Pull):
                 step.value = await item.anext()
             else:
-                step.value = await _unit_async(store._engine, item)
+                step.value = await _routed_async(store, item)
     return step.result
 
 

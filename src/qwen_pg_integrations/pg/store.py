@@ -25,10 +25,12 @@ from ..errors import (
     DatabaseConnectionError,
     InvalidInputError,
     QwenPGError,
+    ReadOnlyServerError,
     StorageError,
 )
 from . import _index, _ops
 from ._plan import END, Connection, Exec, Plan, Pull, Task, Transaction, Unit
+from ._replicas import ReadRouting
 from ._run import Runner, drive_async, drive_sync, is_conflict, operation
 from ._setup import Requested, setup_plan
 from ._tsvector import TsVector, TsVectorDumper
@@ -65,6 +67,13 @@ def _db_errors(store: PGStore) -> Iterator[None]:
             f"no database connection available for {store!r} ({err}); the server may be down "
             "or the pool exhausted."
         ) from err
+    except pg_errors.ReadOnlySqlTransaction as err:
+        first = str(err).strip().splitlines()[0]
+        raise ReadOnlyServerError(
+            f"the server of {store!r} is read-only ({first}; SQLSTATE 25006): it is a hot "
+            "standby / PolarDB read-only node. Pass the primary's (read-write) DSN as "
+            "connection=... and standbys as read_connection=..., which only serves reads."
+        ) from None
     except pg_errors.UndefinedTable as err:
         store._forget()
         raise StorageError(
@@ -167,6 +176,16 @@ class PGStore(Runner):
         exact_filter_limit: a filtered search first counts matching rows (up to this many + 1);
             at most this many -> exact search, more -> the vector index with iterative scans.
             0 leaves the choice to the planner.
+        read_connection: read replicas (a DSN, pool or connection, or a list of them: hot
+            standbys, PolarDB read-only nodes) for searches, gets and counts; writes, DDL and
+            index builds stay on ``connection``. A standby that is down, cancels the query or
+            lags over ``max_replica_lag`` seconds is left out for a few seconds (warning) and
+            the read runs on the primary.
+        read_your_writes: after this store writes, a read on a standby first waits (up to
+            ``read_your_writes_timeout`` seconds) until the standby has replayed the write,
+            else it runs on the primary.
+        max_replica_lag: seconds of replay lag a standby may have (``None``: any).
+        read_your_writes_timeout: the longest wait of ``read_your_writes``.
         sparse_dimension: store sparse vectors too (``Record.sparse_embedding``, e.g. DashScope
             ``output_type="dense&sparse"``) in a ``sparsevec(n)`` column with an HNSW inner
             product index, for :meth:`sparse_search` and a sparse ranking in
@@ -197,6 +216,10 @@ class PGStore(Runner):
         create_table: bool = True,
         exact_filter_limit: int = 1000,
         sparse_dimension: int | bool | None = None,
+        read_connection: ConnectionArg | Sequence[ConnectionArg] = None,
+        read_your_writes: bool = False,
+        max_replica_lag: float | None = 30.0,
+        read_your_writes_timeout: float = 1.0,
     ) -> None:
         for label, name in (("table_name", table_name), ("schema_name", schema_name)):
             if name is not None and (
@@ -231,6 +254,16 @@ class PGStore(Runner):
         self.batch_size = batch_size
         self.exact_filter_limit = exact_filter_limit
         self._engine = Engine(connection)
+        self._routing = (
+            None
+            if read_connection is None
+            else ReadRouting(
+                read_connection,
+                read_your_writes=read_your_writes,
+                max_lag=max_replica_lag,
+                wait=read_your_writes_timeout,
+            )
+        )
         self._req = Requested(
             table=table_name,
             schema=schema_name,
@@ -249,7 +282,8 @@ class PGStore(Runner):
         self.last_index_build: _index.IndexBuild | None = None
 
     def __repr__(self) -> str:
-        return f"PGStore(table={self.table_name!r}, engine={self._engine!r})"
+        reads = "" if self._routing is None else f", reads={self._routing.replicas!r}"
+        return f"PGStore(table={self.table_name!r}, engine={self._engine!r}{reads})"
 
     # -- state -------------------------------------------------------------------------------
 
@@ -281,10 +315,14 @@ class PGStore(Runner):
         Connections or pools passed in as ``connection`` are left to their owner.
         """
         self._engine.close()
+        for replica in self._routing.replicas if self._routing else ():
+            replica.engine.close()
 
     async def aclose(self) -> None:
         """Async :meth:`close` (also closes the async connections of the running loop)."""
         await self._engine.aclose()
+        for replica in self._routing.replicas if self._routing else ():
+            await replica.engine.aclose()
 
     def _forget(self) -> None:
         self._spec = None
@@ -337,10 +375,30 @@ class PGStore(Runner):
         conn.adapters.register_dumper(TsVector, TsVectorDumper)
         self._registered.add(conn)
 
+    def _setup_first(self, dim_hint: int | None) -> Task[bool]:
+        """With read replicas, the table is checked (or created) on the primary before a
+        read runs on a standby; ``False`` when there is no table to read."""
+        if self._routing is None or self._spec is not None:
+            return True
+
+        def ready() -> Plan[TableSpec | None]:
+            return (yield from self._ready(dim_hint))
+
+        spec = yield Unit(ready)
+        return spec is not None
+
     def _on_table(
-        self, body: Callable[[TableSpec], Plan[T]], *, tx: bool, conflicts: bool = False
+        self,
+        body: Callable[[TableSpec], Plan[T]],
+        *,
+        tx: bool,
+        conflicts: bool = False,
+        read: bool = False,
     ) -> Task[T | None]:
-        """One unit: the table (``None`` when it does not exist yet), then ``body``."""
+        """One unit: the table (``None`` when it does not exist yet), then ``body``
+        (``read``: on a read replica when the store has them)."""
+        if read and not (yield from self._setup_first(None)):
+            return None
 
         def plan() -> Plan[T | None]:
             spec = yield from self._ready(None)
@@ -349,7 +407,7 @@ class PGStore(Runner):
             result: T = yield Transaction(body(spec), required=tx)
             return result
 
-        result: T | None = yield Unit(plan, conflicts=conflicts)
+        result: T | None = yield Unit(plan, conflicts=conflicts, read=read)
         return result
 
     def _on_vectors(
@@ -360,13 +418,15 @@ class PGStore(Runner):
         """One unit on the table of ``embedding``'s dimension: ``body(spec, server, vector)``
         gives the plan and whether it needs a transaction (``SET LOCAL`` settings)."""
 
+        yield from self._setup_first(len(embedding))
+
         def plan() -> Plan[T]:
             spec, server = yield from self._table(len(embedding))
             inner, tx = body(spec, server, _ops.query_vector(spec, embedding))
             result: T = yield Transaction(inner, required=tx, pipeline=True)
             return result
 
-        result: T = yield Unit(plan)
+        result: T = yield Unit(plan, read=True)
         return result
 
     # -- writes ------------------------------------------------------------------------------
@@ -488,13 +548,13 @@ class PGStore(Runner):
                 spec, ids, filter=filter, limit=limit, include_embeddings=include_embeddings
             )
 
-        return (yield from self._on_table(body, tx=False)) or []
+        return (yield from self._on_table(body, tx=False, read=True)) or []
 
     @operation
     def count(self, filter: Filter | None = None) -> Task[int]:
         """Number of rows (matching ``filter``)."""
         body = lambda spec: _ops.count_plan(spec, filter)  # noqa: E731
-        return (yield from self._on_table(body, tx=False)) or 0
+        return (yield from self._on_table(body, tx=False, read=True)) or 0
 
     @operation
     def search(
@@ -662,7 +722,7 @@ class PGStore(Runner):
         """Full-text search only (Chinese segmented client-side unless the server can)."""
         _ops.check_search_args(k)
         body = lambda spec: _ops.text_plan(spec, query, k, filter=filter, ids=ids)  # noqa: E731
-        return (yield from self._on_table(body, tx=False)) or []
+        return (yield from self._on_table(body, tx=False, read=True)) or []
 
     @operation
     def hybrid_search(
@@ -755,7 +815,7 @@ class PGStore(Runner):
                 exact_limit=self.exact_filter_limit,
             )
 
-        return (yield from self._on_table(body, tx=True)) or []
+        return (yield from self._on_table(body, tx=True, read=True)) or []
 
     # -- admin -------------------------------------------------------------------------------
 
