@@ -160,3 +160,91 @@ def test_a_write_that_reaches_a_standby_says_so(replica_pair: Any, table_name: s
         assert seed.count() == 1
     finally:
         seed.drop()
+
+
+def test_framework_stores_and_the_rag_chain_read_from_the_standby(
+    dashscope_emulator: Any, replica_pair: Any, table_name: str
+) -> None:
+    from qwen_pg_integrations.langchain import (
+        ChatQwen,
+        DashScopeEmbeddings,
+        PGVectorStore,
+        create_rag_chain,
+    )
+    from qwen_pg_integrations.llama_index import DashScopeEmbedding
+    from qwen_pg_integrations.llama_index import PGVectorStore as LlamaStore
+
+    standby = _Recorder.connect(replica_pair.standby_dsn, autocommit=True)
+    standby.statements = []
+    store = PGVectorStore(
+        DashScopeEmbeddings(),
+        connection=replica_pair.primary_dsn,
+        table_name=table_name,
+        read_connection=standby,
+        read_your_writes=True,
+    )
+    try:
+        store.add_texts(["PolarDB read-only nodes share storage.", "Tea grows on hills."])
+        docs = store.similarity_search("PolarDB read-only nodes", k=1)  # right after the write
+        assert docs[0].page_content.startswith("PolarDB")
+        chain = create_rag_chain(store, ChatQwen(), k=1, score_threshold=None)
+        out = chain.invoke("What do PolarDB read-only nodes share?")
+        assert out["context"][0].page_content.startswith("PolarDB")
+        searches = [t for t in standby.statements if "<=>" in t]
+        assert len(searches) >= 2  # the store's search and the chain's retrieval
+        llama = LlamaStore(
+            connection=replica_pair.primary_dsn,
+            read_connection=standby,
+            table_name=table_name,
+            embed_model=DashScopeEmbedding(),
+        )
+        standby.statements.clear()
+        nodes = llama.get_nodes()
+        assert len(nodes) == 2 and any("FROM" in t for t in standby.statements)
+    finally:
+        store.store.drop()
+        standby.close()
+
+
+def test_cli_read_dsn_searches_on_the_standby(
+    dashscope_emulator: Any,
+    replica_pair: Any,
+    table_name: str,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from qwen_pg_integrations.cli import main
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("PolarDB scales reads with read-only nodes.", encoding="utf-8")
+    base = ["--dsn", replica_pair.primary_dsn, "--table", table_name, "--threshold", "none"]
+    assert main([*base, "ingest", str(docs), "--index", "none"]) == 0
+    replica_pair.wait_replayed()
+    replica_pair.pause_replay()
+    try:
+        (docs / "b.md").write_text("Hangzhou tea is green.", encoding="utf-8")
+        assert main([*base, "ingest", str(docs), "--index", "none"]) == 0
+        capsys.readouterr()
+        read = [*base, "--read-dsn", replica_pair.standby_dsn]
+        assert main([*read, "search", "Hangzhou tea", "--mode", "text"]) == 0
+        on_standby = capsys.readouterr().out
+        assert main([*base, "search", "Hangzhou tea", "--mode", "text"]) == 0
+        on_primary = capsys.readouterr().out
+        assert "b.md" in on_primary and "b.md" not in on_standby  # not replayed there yet
+    finally:
+        replica_pair.resume_replay()
+        PGStore(replica_pair.primary_dsn, table_name=table_name).drop()
+
+
+def test_a_table_the_standby_has_not_replayed_yet_is_read_on_the_primary(
+    replica_pair: Any, table_name: str
+) -> None:
+    replica_pair.pause_replay()
+    try:
+        PGStore(replica_pair.primary_dsn, table_name=table_name).add([_rec(1)])
+        fresh = _store(replica_pair, table_name)
+        assert [h.record.id for h in fresh.search([1.0, 1.0, 0.5, 0.1], k=1)] == ["d1"]
+    finally:
+        replica_pair.resume_replay()
+        PGStore(replica_pair.primary_dsn, table_name=table_name).drop()

@@ -57,6 +57,14 @@ def _global_options(
         default=None,
         help="PostgreSQL/PolarDB DSN (default: $QWEN_PG_DSN, else the embedded server)",
     )
+    add(
+        "--read-dsn",
+        action="append",
+        default=None,
+        metavar="DSN",
+        help="read replica (hot standby / PolarDB read-only node) for searches; repeat for "
+        "several; writes stay on --dsn (default: $QWEN_PG_READ_DSN, comma-separated)",
+    )
     add("--table", default=DEFAULT_TABLE, help=f"collection table (default {DEFAULT_TABLE})")
     add(
         "--embedding-model",

@@ -73,7 +73,20 @@ def open_knowledge_base(
         rerank_model=rerank_model,
         fetch_k=getattr(args, "fetch_k", None),
         sparse=bool(getattr(args, "sparse", False)) or getattr(args, "mode", None) == "sparse",
+        read_connection=read_dsns(args),
     )
+
+
+def read_dsns(args: argparse.Namespace) -> list[str] | None:
+    """``--read-dsn`` (repeatable), else ``QWEN_PG_READ_DSN`` (comma-separated)."""
+    import os
+
+    given = getattr(args, "read_dsn", None)
+    if given:
+        return list(given)
+    env = os.environ.get("QWEN_PG_READ_DSN", "")
+    dsns = [d.strip() for d in env.split(",") if d.strip()]
+    return dsns or None
 
 
 def run_ingest(

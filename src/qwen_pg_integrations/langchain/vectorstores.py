@@ -190,6 +190,11 @@ class PGVectorStore(VectorStore):
             and ``search_type="sparse"`` search them alone.
         sparse_dimension: the sparse column's dimension (default 1,000,000, above the
             vocabularies the sparse indices come from).
+        read_connection: read replicas (DSN, pool or connection, or a list: hot standbys,
+            PolarDB read-only nodes) for searches and gets; writes stay on ``connection``.
+        read_your_writes: reads after this store's writes wait (bounded) until a standby has
+            replayed them, else run on the primary.
+        max_replica_lag: seconds of replay lag a standby may have before reads skip it.
 
     Example:
         >>> from qwen_pg_integrations.langchain import DashScopeEmbeddings, PGVectorStore
@@ -216,6 +221,9 @@ class PGVectorStore(VectorStore):
         relevance_score_fn: Callable[[float], float] | None = None,
         sparse_embeddings: Any = None,
         sparse_dimension: int | None = None,
+        read_connection: Any = None,
+        read_your_writes: bool = False,
+        max_replica_lag: float | None = 30.0,
     ) -> None:
         if not isinstance(embeddings, Embeddings):
             raise InvalidInputError(
@@ -253,6 +261,9 @@ class PGVectorStore(VectorStore):
             batch_size=batch_size,
             create_table=create_table,
             sparse_dimension=(sparse_dimension or True) if self._sparse is not None else None,
+            read_connection=read_connection,
+            read_your_writes=read_your_writes,
+            max_replica_lag=max_replica_lag,
         )
 
     def __repr__(self) -> str:

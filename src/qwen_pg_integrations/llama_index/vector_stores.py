@@ -65,6 +65,10 @@ class PGVectorStore(BasePydanticVectorStore):
         embed_dim: vector dimension, when no ``embed_model`` states it; None takes it from the
             table's catalog row or the first write.
         schema_name, distance, embedding_model, text_search: passed to the core store.
+        read_connection: read replicas (DSN, pool or connection, or a list: hot standbys,
+            PolarDB read-only nodes) for queries and gets; writes stay on ``connection``.
+        read_your_writes: queries after this store's writes wait (bounded) until a standby
+            has replayed them, else run on the primary.
         sparse_embed_model: DashScope sparse weights (``DashScopeEmbedding(output_type=
             "dense&sparse")`` or an ``EmbeddingClient`` with sparse output): ``add`` stores
             each node's sparse weights (one more embedding call per batch: LlamaIndex hands the
@@ -90,6 +94,7 @@ class PGVectorStore(BasePydanticVectorStore):
     text_search: str = "auto"
 
     sparse_dimension: int | None = None
+    read_your_writes: bool = False
 
     _store: PGStore = PrivateAttr()
     _sparse: EmbeddingClient | None = PrivateAttr(default=None)
@@ -101,6 +106,7 @@ class PGVectorStore(BasePydanticVectorStore):
         store: PGStore | None = None,
         embed_model: BaseEmbedding | None = None,
         sparse_embed_model: Any = None,
+        read_connection: Any = None,
         **data: Any,
     ) -> None:
         if embed_model is not None:
@@ -117,6 +123,8 @@ class PGVectorStore(BasePydanticVectorStore):
             embedding_model=self.embedding_model,
             text_search=self.text_search,
             sparse_dimension=(self.sparse_dimension or True) if sparse is not None else None,
+            read_connection=read_connection,
+            read_your_writes=self.read_your_writes,
         )
 
     @classmethod

@@ -109,11 +109,14 @@ class Unit(Generic[T]):
         conflicts: also retry deadlocks and serialization failures (writes), when the store
             owns the transaction.
         read: the plan only reads: with read replicas it may run on a standby.
+        writes: the plan may change rows a later read must see (read-your-writes takes the
+            primary's WAL position after it); ``False`` for the setup checks.
     """
 
     make: Callable[[], Plan[T]]
     conflicts: bool = False
     read: bool = False
+    writes: bool = True
 
 
 class _End:

@@ -141,7 +141,7 @@ class ReadRouting:
     def after_write(self, unit: Unit[T]) -> Unit[T]:
         """``unit`` (on the primary), then the WAL position its commit reached, for
         read-your-writes."""
-        if not self.read_your_writes:
+        if not self.read_your_writes or not unit.writes:
             return unit
 
         def plan() -> Plan[T]:

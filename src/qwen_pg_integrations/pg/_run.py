@@ -128,6 +128,8 @@ async def _unit_async(engine: Engine, unit: Unit[T]) -> T:
 
 # what sets a standby aside (the read then runs on the primary)
 _REPLICA_FAILURES = (psycopg.OperationalError, DatabaseConnectionError, PoolTimeout)
+# a table the primary has just created and the standby has not replayed yet: read on the primary
+_NOT_YET = psycopg.errors.UndefinedTable
 
 
 def _failure(err: BaseException) -> str:
@@ -149,6 +151,8 @@ def _routed_sync(store: Runner, unit: Unit[T]) -> T:
             result = _unit_sync(replica.engine, routing.gated(replica, unit))
         except ReplicaBehind as why:
             _behind(replica, why)
+        except _NOT_YET:
+            pass
         except _REPLICA_FAILURES as err:
             replica.set_aside(_failure(err))
         else:
@@ -170,6 +174,8 @@ async def _routed_async(store: Runner, unit: Unit[T]) -> T:
             result = await _unit_async(replica.engine, routing.gated(replica, unit))
         except ReplicaBehind as why:
             _behind(replica, why)
+        except _NOT_YET:
+            pass
         except _REPLICA_FAILURES as err:
             replica.set_aside(_failure(err))
         else:

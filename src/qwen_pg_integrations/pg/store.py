@@ -384,7 +384,7 @@ class PGStore(Runner):
         def ready() -> Plan[TableSpec | None]:
             return (yield from self._ready(dim_hint))
 
-        spec = yield Unit(ready)
+        spec = yield Unit(ready, writes=False)
         return spec is not None
 
     def _on_table(

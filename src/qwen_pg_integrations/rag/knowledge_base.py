@@ -77,6 +77,7 @@ class KnowledgeBase:
         create_table: bool = True,
         rerank_model: str | None = None,
         sparse: bool = False,
+        read_connection: Any = None,
         **config: Any,
     ) -> KnowledgeBase:
         """Build the clients and the store from names; ``config`` goes to :class:`RagConfig`.
@@ -86,7 +87,8 @@ class KnowledgeBase:
         (e.g. ``"qwen3-rerank"``) reranks the candidates (``fetch_k``) before answering.
         ``sparse=True`` embeds with ``output_type="dense&sparse"`` (v3/v4; same calls, same
         price) and stores the sparse weights too: ``search(mode="sparse")``, and a sparse
-        ranking in hybrid search.
+        ranking in hybrid search. ``read_connection``: read replicas for searches (see
+        :class:`~qwen_pg_integrations.pg.PGStore`), with read-your-writes.
         """
         from ..dashscope import ChatClient, DashScopeClient, EmbeddingClient, RerankClient
         from ..pg import PGStore
@@ -108,6 +110,8 @@ class KnowledgeBase:
             embedding_model=embedding_model,
             create_table=create_table,
             sparse_dimension=True if sparse and create_table else None,
+            read_connection=read_connection or None,
+            read_your_writes=bool(read_connection),
         )
         return cls(store, embeddings, chat, RagConfig(**config))
 
