@@ -258,7 +258,7 @@ def citus_tree() -> Path:
         subprocess.run(["tar", "xzf", str(CITUS_TARBALL), "-C", str(srcdir)], check=True)
         cflags = subprocess.run(
             [str(pgdir / "bin" / "pg_config"), "--cflags"], capture_output=True, text=True
-        ).stdout.replace("-Wmissing-variable-declarations", "")
+        ).stdout.strip().replace("-Wmissing-variable-declarations", "")
 
         def step(cmd: list[str], what: str) -> None:
             proc = subprocess.run(cmd, cwd=srcdir, capture_output=True, text=True, check=False)

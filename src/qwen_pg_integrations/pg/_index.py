@@ -17,7 +17,7 @@ from psycopg import sql
 from ..errors import InvalidInputError
 from ._plan import Exec, Plan
 from .filters import Params
-from .queries import settings_sql
+from .queries import set_local_sql, settings_sql
 from .schema import CATALOG_TABLE, ServerInfo, TableSpec, check_quantization, index_ddl
 
 __all__ = [
@@ -198,10 +198,13 @@ def index_plan(
     if maintenance_work_mem == "auto" and kind == "hnsw":
         info = yield Exec(_MEMINFO_SQL, fetch="one")
         memory = _mem_total(info[0] if info else None)
+    # a distributed table builds one index per shard (several at a time on each worker):
+    # size each build for its shard
+    shard_rows = rows // max(1, spec.shard_count or 1) if spec.distributed else rows
     settings, estimate = build_settings(
         spec,
         kind,
-        rows=rows,
+        rows=shard_rows,
         m=m,
         quantization=quant,
         maintenance_work_mem=maintenance_work_mem,
@@ -220,7 +223,10 @@ def index_plan(
         quantization=quant,
         concurrently=concurrently,
     )
-    if settings:
+    if settings and spec.distributed and not concurrently:  # reaches every shard's build
+        for set_stmt in set_local_sql(settings):
+            yield Exec(set_stmt)
+    elif settings:
         yield Exec(settings_sql(p, settings, local=not concurrently), p.values, fetch="one")
     try:
         yield Exec(stmt)

@@ -28,6 +28,7 @@ from .queries import (
     get_sql,
     hybrid_sql,
     probe_count_sql,
+    set_local_sql,
     settings_sql,
     sparse_search_sql,
     text_search_sql,
@@ -217,10 +218,16 @@ def clear_probe_cache() -> None:
         _PROBES.items.clear()
 
 
-def _settings(params: dict[str, str]) -> Plan[None]:
-    if params:  # not fetched: in a pipeline it travels with the query that follows
-        p = Params()
-        yield Exec(settings_sql(p, params), p.values)
+def _settings(spec: TableSpec, params: dict[str, str]) -> Plan[None]:
+    """The search's transaction-local settings (on a Citus table: sent to every shard)."""
+    if not params:
+        return
+    if spec.distributed:
+        for stmt in set_local_sql(params):
+            yield Exec(stmt)
+        return
+    p = Params()  # not fetched: in a pipeline it travels with the query that follows
+    yield Exec(settings_sql(p, params), p.values)
 
 
 def _embedding_list(value: Any) -> list[float] | None:
@@ -323,7 +330,7 @@ def search_plan(
         spec, server, k, filtered=restricted, ef_search=ef_search, probes=probes, candidates=n
     )
     strategy = yield from filter_strategy(spec, filter, ids, exact_limit=max(exact_limit, 0), k=k)
-    yield from _settings({**local, **strategy})
+    yield from _settings(spec, {**local, **strategy})
     max_d = (
         spec.distance.max_distance(score_threshold)
         if score_threshold is not None and score_fn is None
@@ -352,7 +359,7 @@ def search_plan(
         # pgvector < 0.8 cannot continue an index scan past ef_search candidates, and an
         # iterative scan stops after hnsw.max_scan_tuples (20,000): a very selective filter
         # may come back short although k rows match. Rerun it exactly (complete).
-        yield from _settings({"enable_indexscan": "off", "enable_bitmapscan": "on",
+        yield from _settings(spec, {"enable_indexscan": "off", "enable_bitmapscan": "on",
                               "enable_seqscan": "on"})  # fmt: skip
         rows = yield Exec(q, values, fetch="all")
     score = score_fn or spec.distance.score
@@ -489,7 +496,7 @@ def hybrid_plan(
     strategy = yield from filter_strategy(
         spec, filter, ids, exact_limit=max(exact_limit, 0), allow_disable_bitmaps=False
     )
-    yield from _settings({**local, **strategy})
+    yield from _settings(spec, {**local, **strategy})
     qtext: str | list[str] | None = None
     if with_text:
         assert query is not None
@@ -541,7 +548,7 @@ def sparse_plan(
     restricted = bool(filter) or ids is not None
     local = search_settings(server, k, filtered=restricted, ef_search=ef_search, probes=None)
     strategy = yield from filter_strategy(spec, filter, ids, exact_limit=max(exact_limit, 0), k=k)
-    yield from _settings({**local, **strategy})
+    yield from _settings(spec, {**local, **strategy})
     p = Params()
     id_list = None if ids is None else [str(i) for i in ids]
     rows = yield Exec(
@@ -685,12 +692,14 @@ def explain_plan(
         spec, server, k, filtered=restricted, ef_search=ef_search, probes=probes, candidates=n
     )
     strategy = yield from filter_strategy(spec, filter, ids, exact_limit=max(exact_limit, 0), k=k)
-    yield from _settings({**local, **strategy, **(settings or {})})
+    yield from _settings(spec, {**local, **strategy, **(settings or {})})
     p = Params()
     id_list = None if ids is None else [str(i) for i in ids]
     q = vector_search_sql(
         spec, p, _vector_param(spec, vector), k, filter=filter, ids=id_list, candidates=n
     )
     head = sql.SQL("EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN ")
-    rows = yield Exec(head + q, p.values, fetch="all")
+    if spec.distributed:  # Citus: every shard's plan; server-side parameters fail in EXPLAIN
+        yield Exec(sql.SQL("SET LOCAL citus.explain_all_tasks = on"))
+    rows = yield Exec(head + q, p.values, fetch="all", client_side=spec.distributed)
     return "\n".join(str(r[0]) for r in rows)

@@ -62,6 +62,7 @@ class Exec:
     query: Query
     params: dict[str, Any] | None = None
     fetch: Literal["all", "one", "rowcount", "none"] = "none"
+    client_side: bool = False  # bind the values on the client (EXPLAIN under Citus needs it)
 
 
 @dataclass
@@ -187,7 +188,11 @@ def _fetch(op: Exec, cur: Any, rows: Any) -> Any:
 
 def _sync_op(conn: psycopg.Connection[Any], op: Op) -> Any:
     if isinstance(op, Exec):
-        cur = conn.execute(op.query, op.params)
+        cur: Any
+        if op.client_side:
+            cur = psycopg.ClientCursor(conn).execute(op.query, op.params)
+        else:
+            cur = conn.execute(op.query, op.params)
         rows = (
             cur.fetchall() if op.fetch == "all" else cur.fetchone() if op.fetch == "one" else None
         )
@@ -220,7 +225,11 @@ def _pipelined(conn: Any, op: Transaction) -> bool:
 
 async def _async_op(conn: psycopg.AsyncConnection[Any], op: Op) -> Any:
     if isinstance(op, Exec):
-        acur = await conn.execute(op.query, op.params)
+        acur: Any
+        if op.client_side:
+            acur = await psycopg.AsyncClientCursor(conn).execute(op.query, op.params)
+        else:
+            acur = await conn.execute(op.query, op.params)
         if op.fetch == "all":
             return await acur.fetchall()
         return _fetch(op, acur, await acur.fetchone() if op.fetch == "one" else None)

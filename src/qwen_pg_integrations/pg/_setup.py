@@ -30,7 +30,9 @@ from .schema import (
     catalog_ddl,
     check_sparse,
     choose_vector_type,
+    distribute_ddl,
     parse_version,
+    regclass_text,
     sparse_column_ddl,
     table_ddl,
 )
@@ -42,8 +44,15 @@ _SERVER_SQL = sql.SQL(
     "(SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
     "(SELECT default_version FROM pg_available_extensions WHERE name = 'vector'), "
     "ARRAY(SELECT c.cfgname::text FROM pg_ts_config c JOIN pg_ts_parser p ON p.oid = c.cfgparser "
-    "WHERE p.prsname IN ('zhparser', 'jieba') ORDER BY c.cfgname), current_database(), current_user"
+    "WHERE p.prsname IN ('zhparser', 'jieba') ORDER BY c.cfgname), current_database(), "
+    "current_user, (SELECT extversion FROM pg_extension WHERE extname = 'citus')"
 )
+_DIST_SQL = sql.SQL(
+    "SELECT (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid) "
+    "FROM pg_dist_partition p "
+    "WHERE p.logicalrelid = format('%%I.%%I', %(s)s::text, %(t)s::text)::regclass"
+)
+_TRUNCATE_LOCAL_SQL = sql.SQL("SELECT truncate_local_data_after_distributing_table({})")
 _LOCK_SQL = sql.SQL("SELECT pg_advisory_xact_lock(hashtext('qwen_pg_integrations.setup'))")
 _EXT_SQL = sql.SQL("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
 _REGCONFIG_SQL = sql.SQL(
@@ -83,6 +92,8 @@ class Requested:
     vector_type: str
     create_table: bool
     sparse_dimension: int | None = None  # None: the table's (no sparse column for a new one)
+    distributed: bool = False  # a new table is sharded with Citus (an existing one: as it is)
+    shard_count: int | None = None
 
 
 def _ext_error(
@@ -209,6 +220,38 @@ def _sparse_of_catalog(
     return spec
 
 
+def _distribution(
+    spec: TableSpec, req: Requested, server: ServerInfo, read_only: bool, created: bool
+) -> Plan[TableSpec]:
+    """The table as Citus holds it: a new table asked to be distributed is sharded by ``id``
+    (after its storage settings, which Citus refuses to change later); an existing one is
+    looked up in Citus's metadata, and sharded (its rows moved to the shards) when asked."""
+    where = f"table {spec.schema}.{spec.table}"
+    if req.distributed and server.citus is None:
+        raise ExtensionError(
+            f"{where} was asked to be distributed, but the Citus extension is not installed on "
+            "this server: connect to a Citus coordinator (CREATE EXTENSION citus, workers added "
+            "with citus_add_node), or leave distributed out for a single-node table."
+        )
+    if server.citus is None:
+        return spec
+    names = {"s": spec.schema, "t": spec.table}
+    found = None if created else (yield Exec(_DIST_SQL, names, fetch="one"))
+    if found is None and req.distributed:
+        if read_only:
+            raise SchemaMismatchError(
+                f"{where} is not distributed and the store was opened with create_table=False: "
+                "open it once with create_table=True to shard it, or leave distributed out."
+            )
+        yield Exec(distribute_ddl(spec, req.shard_count))
+        if not created:  # the rows were copied to the shards: drop the coordinator's copy
+            yield Exec(_TRUNCATE_LOCAL_SQL.format(sql.Literal(regclass_text(spec))))
+        found = yield Exec(_DIST_SQL, names, fetch="one")
+    if found is None:
+        return spec
+    return replace(spec, distributed=True, shard_count=int(found[0]))
+
+
 def _parse_sparse_type(text: str | None) -> int | None:
     """``sparsevec(n)`` -> ``n`` (``None`` for no column or another type)."""
     if not text or not text.startswith("sparsevec(") or not text.endswith(")"):
@@ -233,7 +276,7 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
     """Check/create pgvector, the catalog and the table; ``spec`` is ``None`` when the table does
     not exist yet and no dimension is known (nothing to create it with)."""
     row = yield Exec(_SERVER_SQL, fetch="one")
-    num, cur_schema, installed, available, cfgs, db, user = row
+    num, cur_schema, installed, available, cfgs, db, user, citus = row
     yield Exec(_LOCK_SQL)
     if installed is None:
         # re-check under the lock: another process may just have created it
@@ -262,6 +305,7 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
         current_schema=str(cur_schema),
         pgvector=version,
         ts_configs=tuple(cfgs),
+        citus=parse_version(citus),
     )
     schema = req.schema or server.current_schema
     if schema is None or schema == "None":
@@ -304,6 +348,7 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
         if regclass is None:
             for stmt in table_ddl(spec):
                 yield Exec(stmt)
+        spec = yield from _distribution(spec, req, server, read_only, created=regclass is None)
         return server, spec
     dimension = req.dimension or dim_hint
     if regclass is not None:
@@ -366,15 +411,17 @@ def setup_plan(req: Requested, dim_hint: int | None) -> Plan[tuple[ServerInfo, T
     if regclass is None:
         for stmt in table_ddl(spec):
             yield Exec(stmt)
-        if spec.embedding_model is None:
-            warnings.warn(
-                f"table {schema}.{req.table} was created without an embedding model recorded: "
-                "the catalog cannot refuse vectors of another model later. Pass "
-                "embedding_model=... (LangChain: embeddings with a 'model' attribute; "
-                "LlamaIndex: embed_model=...).",
-                QwenPGWarning,
-                stacklevel=2,
-            )
+    if regclass is None or server.citus is not None:
+        spec = yield from _distribution(spec, req, server, read_only, created=regclass is None)
+    if regclass is None and spec.embedding_model is None:
+        warnings.warn(
+            f"table {schema}.{req.table} was created without an embedding model recorded: "
+            "the catalog cannot refuse vectors of another model later. Pass "
+            "embedding_model=... (LangChain: embeddings with a 'model' attribute; "
+            "LlamaIndex: embed_model=...).",
+            QwenPGWarning,
+            stacklevel=2,
+        )
     if read_only:  # an existing table in the format but without a catalog row: not recorded
         return server, spec
     values = (

@@ -24,6 +24,7 @@ __all__ = [
     "hybrid_sql",
     "nearest_sql",
     "probe_count_sql",
+    "set_local_sql",
     "settings_sql",
     "sparse_search_sql",
     "stage_columns",
@@ -226,6 +227,18 @@ def settings_sql(params: Params, settings: dict[str, str], *, local: bool = True
         for k, v in settings.items()
     ]
     return sql.SQL("SELECT ") + sql.SQL(", ").join(calls)
+
+
+def set_local_sql(settings: dict[str, str]) -> list[sql.Composed]:
+    """``SET LOCAL`` statements for a Citus distributed table: Citus does not send
+    ``set_config()`` to the shards, but with ``citus.propagate_set_commands = 'local'`` it
+    sends the transaction's ``SET LOCAL`` commands (values quoted as literals: ``SET`` takes
+    no bound parameters)."""
+    out = [sql.Composed([sql.SQL("SET LOCAL citus.propagate_set_commands = 'local'")])]
+    for name, value in settings.items():
+        ident = sql.SQL(".").join(sql.Identifier(part) for part in name.split("."))
+        out.append(sql.SQL("SET LOCAL {} = {}").format(ident, sql.Literal(str(value))))
+    return out
 
 
 def _query_vector(spec: TableSpec, params: Params, vector: Any) -> sql.Composable:

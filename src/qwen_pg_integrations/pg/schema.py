@@ -29,9 +29,11 @@ __all__ = [
     "check_quantization",
     "check_sparse",
     "choose_vector_type",
+    "distribute_ddl",
     "index_ddl",
     "index_name",
     "parse_version",
+    "regclass_text",
     "sparse_column_ddl",
     "sparse_index_ddl",
     "table_ddl",
@@ -83,12 +85,14 @@ class ServerInfo:
         current_schema: the schema unqualified names resolve to.
         pgvector: installed pgvector version, ``None`` if not installed (yet).
         ts_configs: text-search configurations backed by a Chinese parser (zhparser, pg_jieba).
+        citus: the Citus extension's version when installed (a coordinator), else ``None``.
     """
 
     server_version: int
     current_schema: str
     pgvector: tuple[int, int, int] | None
     ts_configs: tuple[str, ...] = ()
+    citus: tuple[int, int, int] | None = None
 
     @property
     def has_halfvec(self) -> bool:
@@ -152,6 +156,9 @@ class TableSpec:
             searched with an exact re-rank), ``None`` for an index on the column itself (or none).
         sparse_dimension: the dimension of the ``sparse_embedding sparsevec(n)`` column (with
             an HNSW ``sparsevec_ip_ops`` index), ``None`` for a table without sparse vectors.
+        distributed: a Citus distributed table (sharded by ``id``), found in Citus's own
+            metadata when the store opens it (not a catalog column).
+        shard_count: its number of shards (``None`` when not distributed).
     """
 
     schema: str
@@ -163,6 +170,8 @@ class TableSpec:
     embedding_model: str | None = None
     quantization: Quantization | None = None
     sparse_dimension: int | None = None
+    distributed: bool = False
+    shard_count: int | None = None
 
     @property
     def sparse(self) -> bool:
@@ -298,6 +307,27 @@ def _sparse_column(spec: TableSpec) -> sql.Composable:
     return sql.SQL(", sparse_embedding sparsevec({})").format(
         sql.Literal(int(spec.sparse_dimension or 0))
     )
+
+
+def distribute_ddl(spec: TableSpec, shard_count: int | None) -> sql.Composed:
+    """Shard the table by ``id`` over the Citus workers (its indexes follow to every shard);
+    ``shard_count`` ``None``: Citus's ``citus.shard_count``."""
+    if shard_count is None:
+        return sql.SQL("SELECT create_distributed_table({}, 'id')").format(
+            sql.Literal(regclass_text(spec))
+        )
+    return sql.SQL("SELECT create_distributed_table({}, 'id', shard_count => {})").format(
+        sql.Literal(regclass_text(spec)), sql.Literal(int(shard_count))
+    )
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def regclass_text(spec: TableSpec) -> str:
+    """``"schema"."table"``, quoted as a ``regclass`` argument expects."""
+    return f"{_quote(spec.schema)}.{_quote(spec.table)}"
 
 
 def sparse_index_ddl(spec: TableSpec) -> sql.Composed:

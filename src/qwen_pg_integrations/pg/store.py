@@ -176,6 +176,13 @@ class PGStore(Runner):
         exact_filter_limit: a filtered search first counts matching rows (up to this many + 1);
             at most this many -> exact search, more -> the vector index with iterative scans.
             0 leaves the choice to the planner.
+        distributed: shard a new table with Citus (``create_distributed_table`` on ``id``,
+            after its storage settings) when ``connection`` is a Citus coordinator; an
+            existing plain table is sharded too (its rows move to the shards). Tables Citus
+            already distributes are used as they are, whatever this says. Every write and
+            search works the same; search settings reach the shards (``SET LOCAL`` with
+            ``citus.propagate_set_commands = 'local'``).
+        shard_count: shards of a new distributed table (default: ``citus.shard_count``, 32).
         read_connection: read replicas (a DSN, pool or connection, or a list of them: hot
             standbys, PolarDB read-only nodes) for searches, gets and counts; writes, DDL and
             index builds stay on ``connection``. A standby that is down, cancels the query or
@@ -216,6 +223,8 @@ class PGStore(Runner):
         create_table: bool = True,
         exact_filter_limit: int = 1000,
         sparse_dimension: int | bool | None = None,
+        distributed: bool = False,
+        shard_count: int | None = None,
         read_connection: ConnectionArg | Sequence[ConnectionArg] = None,
         read_your_writes: bool = False,
         max_replica_lag: float | None = 30.0,
@@ -244,6 +253,10 @@ class PGStore(Runner):
             raise InvalidInputError(
                 f"vector_type must be auto, vector or halfvec, got {vector_type!r}"
             )
+        if shard_count is not None and (
+            isinstance(shard_count, bool) or not isinstance(shard_count, int) or shard_count < 1
+        ):
+            raise InvalidInputError(f"shard_count must be a positive integer, got {shard_count!r}")
         if sparse_dimension is True:
             sparse_dimension = DEFAULT_SPARSE_DIMENSION
         elif sparse_dimension is False:
@@ -274,6 +287,8 @@ class PGStore(Runner):
             vector_type=vector_type,
             create_table=create_table,
             sparse_dimension=sparse_dimension,
+            distributed=distributed or shard_count is not None,
+            shard_count=shard_count,
         )
         self._server: ServerInfo | None = None
         self._spec: TableSpec | None = None
