@@ -256,9 +256,13 @@ def citus_tree() -> Path:
         srcdir = work / "citus-src"
         srcdir.mkdir()
         subprocess.run(["tar", "xzf", str(CITUS_TARBALL), "-C", str(srcdir)], check=True)
-        cflags = subprocess.run(
-            [str(pgdir / "bin" / "pg_config"), "--cflags"], capture_output=True, text=True
-        ).stdout.strip().replace("-Wmissing-variable-declarations", "")
+        cflags = (
+            subprocess.run(
+                [str(pgdir / "bin" / "pg_config"), "--cflags"], capture_output=True, text=True
+            )
+            .stdout.strip()
+            .replace("-Wmissing-variable-declarations", "")
+        )
 
         def step(cmd: list[str], what: str) -> None:
             proc = subprocess.run(cmd, cwd=srcdir, capture_output=True, text=True, check=False)

@@ -92,6 +92,19 @@ def replica_pair() -> Iterator[Any]:
         pair.close()
 
 
+@pytest.fixture(scope="session")
+def citus_dsn() -> Iterator[str]:
+    """DSN of a Citus coordinator with two workers (built from the vendored source, cached)."""
+    from _cluster import CitusCluster
+
+    cluster = _cluster_or_skip(lambda: CitusCluster().start())
+    try:
+        yield cluster.coordinator_dsn
+    finally:
+        _close_pools(cluster.coordinator_dsn)
+        cluster.close()
+
+
 @pytest.fixture
 def table_name(request: pytest.FixtureRequest) -> str:
     """A unique table name for one test (readable prefix from the test name)."""

@@ -195,6 +195,8 @@ class PGVectorStore(VectorStore):
         read_your_writes: reads after this store's writes wait (bounded) until a standby has
             replayed them, else run on the primary.
         max_replica_lag: seconds of replay lag a standby may have before reads skip it.
+        distributed, shard_count: shard a new table with Citus (``connection`` a Citus
+            coordinator); see :class:`~qwen_pg_integrations.pg.PGStore`.
 
     Example:
         >>> from qwen_pg_integrations.langchain import DashScopeEmbeddings, PGVectorStore
@@ -224,6 +226,8 @@ class PGVectorStore(VectorStore):
         read_connection: Any = None,
         read_your_writes: bool = False,
         max_replica_lag: float | None = 30.0,
+        distributed: bool = False,
+        shard_count: int | None = None,
     ) -> None:
         if not isinstance(embeddings, Embeddings):
             raise InvalidInputError(
@@ -264,6 +268,8 @@ class PGVectorStore(VectorStore):
             read_connection=read_connection,
             read_your_writes=read_your_writes,
             max_replica_lag=max_replica_lag,
+            distributed=distributed,
+            shard_count=shard_count,
         )
 
     def __repr__(self) -> str:

@@ -69,6 +69,8 @@ class PGVectorStore(BasePydanticVectorStore):
             PolarDB read-only nodes) for queries and gets; writes stay on ``connection``.
         read_your_writes: queries after this store's writes wait (bounded) until a standby
             has replayed them, else run on the primary.
+        distributed, shard_count: shard a new table with Citus (``connection`` a Citus
+            coordinator).
         sparse_embed_model: DashScope sparse weights (``DashScopeEmbedding(output_type=
             "dense&sparse")`` or an ``EmbeddingClient`` with sparse output): ``add`` stores
             each node's sparse weights (one more embedding call per batch: LlamaIndex hands the
@@ -95,6 +97,8 @@ class PGVectorStore(BasePydanticVectorStore):
 
     sparse_dimension: int | None = None
     read_your_writes: bool = False
+    distributed: bool = False
+    shard_count: int | None = None
 
     _store: PGStore = PrivateAttr()
     _sparse: EmbeddingClient | None = PrivateAttr(default=None)
@@ -125,6 +129,8 @@ class PGVectorStore(BasePydanticVectorStore):
             sparse_dimension=(self.sparse_dimension or True) if sparse is not None else None,
             read_connection=read_connection,
             read_your_writes=self.read_your_writes,
+            distributed=self.distributed,
+            shard_count=self.shard_count,
         )
 
     @classmethod
