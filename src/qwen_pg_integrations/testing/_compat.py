@@ -38,7 +38,37 @@ if TYPE_CHECKING:
 __all__ = ["answer_compat"]
 
 
-def _chat_request(body: dict[str, Any], stream: bool) -> ChatRequest:
+def dialect_of(path: str) -> str:
+    """``dashscope`` (compatible mode), ``vllm`` or ``ollama``, from the route."""
+    for name in ("vllm", "ollama"):
+        if path.startswith(f"/{name}/"):
+            return name
+    return "dashscope"
+
+
+def _self_hosted_thinking(dialect: str, body: dict[str, Any]) -> bool:
+    """vLLM: ``chat_template_kwargs.enable_thinking``; Ollama: ``reasoning_effort``. Both think
+    in whole answers too (no stream needed); a root ``enable_thinking`` means nothing to them."""
+    if dialect == "vllm":
+        kwargs = body.get("chat_template_kwargs")
+        return isinstance(kwargs, dict) and kwargs.get("enable_thinking") is True
+    effort = body.get("reasoning_effort")
+    if effort is not None and effort not in ("none", "low", "medium", "high"):
+        raise invalid(f"invalid reasoning_effort {effort!r}", algo=False)
+    return effort in ("low", "medium", "high")
+
+
+def _chat_request(
+    body: dict[str, Any], stream: bool, dialect: str = "dashscope", tool_calling: bool = True
+) -> ChatRequest:
+    if dialect != "dashscope" and body.get("tools") and not tool_calling:
+        # vLLM started without --enable-auto-tool-choice / --tool-call-parser
+        raise ApiError(
+            400,
+            "BadRequestError",
+            '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to '
+            "be set",
+        )
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise invalid("you must provide a model parameter", algo=False)
@@ -67,6 +97,10 @@ def _chat_request(body: dict[str, Any], stream: bool) -> ChatRequest:
             "of type 'json_object'."
         )
     budget = params.get("thinking_budget")
+    if dialect == "dashscope":
+        thinking = thinking_enabled(model, {**params, "incremental_output": True}, stream)
+    else:
+        thinking = _self_hosted_thinking(dialect, params)
     return ChatRequest(
         model=model,
         messages=flat,
@@ -74,7 +108,7 @@ def _chat_request(body: dict[str, Any], stream: bool) -> ChatRequest:
         tool_choice=choice,
         parallel_tool_calls=params.get("parallel_tool_calls") is True,
         response_format=fmt if isinstance(fmt, dict) else None,
-        thinking=thinking_enabled(model, {**params, "incremental_output": True}, stream),
+        thinking=thinking,
         max_tokens=int(params["max_tokens"]) if params.get("max_tokens") is not None else None,
         thinking_budget=budget if isinstance(budget, int) else None,
         stop=[stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str)],
@@ -93,10 +127,15 @@ def _usage(plan: Plan) -> dict[str, Any]:
     return usage
 
 
-def _completion(plan: Plan, req: ChatRequest, rid: str) -> dict[str, Any]:
+def _reasoning_key(dialect: str) -> str:
+    # vLLM >= 0.11 and Ollama name it "reasoning"; DashScope "reasoning_content"
+    return "reasoning_content" if dialect == "dashscope" else "reasoning"
+
+
+def _completion(plan: Plan, req: ChatRequest, rid: str, dialect: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": plan.content}
     if plan.reasoning:
-        message["reasoning_content"] = plan.reasoning
+        message[_reasoning_key(dialect)] = plan.reasoning
     if plan.tool_calls:
         message["tool_calls"] = [
             {
@@ -120,7 +159,9 @@ def _completion(plan: Plan, req: ChatRequest, rid: str) -> dict[str, Any]:
     }
 
 
-def _chunks(plan: Plan, req: ChatRequest, rid: str, size: int, usage: bool) -> list[Any]:
+def _chunks(
+    plan: Plan, req: ChatRequest, rid: str, size: int, usage: bool, dialect: str
+) -> list[Any]:
     base = {
         "id": f"chatcmpl-{rid}",
         "object": "chat.completion.chunk",
@@ -136,7 +177,7 @@ def _chunks(plan: Plan, req: ChatRequest, rid: str, size: int, usage: bool) -> l
     out: list[Any] = [chunk({"role": "assistant", "content": ""})]
     for piece in pieces(plan, size):
         if piece.kind == "reasoning":
-            out.append(chunk({"content": None, "reasoning_content": piece.text}))
+            out.append(chunk({"content": None, _reasoning_key(dialect): piece.text}))
         elif piece.kind == "content":
             out.append(chunk({"content": piece.text}))
         else:
@@ -156,14 +197,16 @@ def _answer_chat(
     emu: Backend, handler: Responder, body: dict[str, Any], fault: Fault | None
 ) -> None:
     rec = handler.record
-    req = _chat_request(body, rec.stream)
+    dialect = dialect_of(rec.path)
+    req = _chat_request(body, rec.stream, dialect, getattr(emu, "vllm_tool_calling", True))
     plan: Plan = emu._plan(req)
     if not rec.stream:
-        handler.send_json(200, _completion(plan, req, rec.request_id))
+        handler.send_json(200, _completion(plan, req, rec.request_id, dialect))
         return
     options = body.get("stream_options") or {}
     include = isinstance(options, dict) and options.get("include_usage") is True
-    events = _chunks(plan, req, rec.request_id, plan.chunk_size or emu.chunk_size, include)
+    size = plan.chunk_size or emu.chunk_size
+    events = _chunks(plan, req, rec.request_id, size, include, dialect)
     midstream = fault.midstream_error() if fault is not None else None
     limit = len(events)
     if fault is not None and (midstream is not None or fault.drop):
@@ -183,10 +226,33 @@ def _answer_chat(
     handler.end_chunks()
 
 
+SELF_HOSTED_DIMENSION = 1024  # Qwen3-Embedding-0.6B's size
+
+
+def _self_hosted_embedding_args(dialect: str, body: dict[str, Any]) -> tuple[list[str], int]:
+    """Any model name; vLLM honours ``dimensions`` (Matryoshka), Ollama ignores it."""
+    raw = body.get("input")
+    texts = [raw] if isinstance(raw, str) else raw
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise invalid("input must be a string or a list of strings", algo=False)
+    dims = body.get("dimensions")
+    if dialect == "vllm" and dims is not None:
+        if isinstance(dims, bool) or not isinstance(dims, int) or not 1 <= dims <= 1024:
+            raise invalid(f"dimensions must be in 1..{SELF_HOSTED_DIMENSION}", algo=False)
+        return texts, dims
+    return texts, SELF_HOSTED_DIMENSION
+
+
 def _answer_embeddings(handler: Responder, body: dict[str, Any]) -> None:
-    spec = resolve_spec(body.get("model"))
-    texts = check_texts(spec, body.get("input"))
-    dimension = resolve_dimension(spec, body.get("dimensions"), "dimensions")
+    dialect = dialect_of(handler.record.path)
+    if dialect != "dashscope":
+        texts, dimension = _self_hosted_embedding_args(dialect, body)
+        name = str(body.get("model") or "")
+    else:
+        spec = resolve_spec(body.get("model"))
+        texts = check_texts(spec, body.get("input"))
+        dimension = resolve_dimension(spec, body.get("dimensions"), "dimensions")
+        name = spec.name
     encoding = body.get("encoding_format") or "float"
     if encoding not in ("float", "base64"):
         raise invalid(f"encoding_format should be float or base64, got {encoding!r}.")
@@ -201,7 +267,7 @@ def _answer_embeddings(handler: Responder, body: dict[str, Any]) -> None:
         200,
         {
             "data": data,
-            "model": spec.name,
+            "model": name,
             "object": "list",
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             "id": handler.record.request_id,

@@ -35,7 +35,13 @@ NATIVE_ROUTES = {
 COMPAT_ROUTES = {
     "/compatible-mode/v1/chat/completions": "generation",
     "/compatible-mode/v1/embeddings": "embedding",
+    # self-hosted OpenAI-compatible servers (protocol doc 13), no key needed
+    "/vllm/v1/chat/completions": "generation",
+    "/vllm/v1/embeddings": "embedding",
+    "/ollama/v1/chat/completions": "generation",
+    "/ollama/v1/embeddings": "embedding",
 }
+SELF_HOSTED = ("/vllm/", "/ollama/")
 _SSE_TYPE = "text/event-stream;charset=UTF-8"
 
 
@@ -162,7 +168,8 @@ class Handler(BaseHTTPRequestHandler):
         if rec.endpoint == "unknown" or rec.method != "POST":
             self.send_error_answer(ApiError(404, "NotFound", f"No API at {rec.path}."))
             return
-        if self.headers.get("Authorization", "") != f"Bearer {emu.api_key}":
+        self_hosted = rec.path.startswith(SELF_HOSTED)  # vLLM without --api-key, Ollama
+        if not self_hosted and self.headers.get("Authorization", "") != f"Bearer {emu.api_key}":
             self.send_error_answer(ApiError(401, "InvalidApiKey", "Invalid API-key provided."))
             return
         if not emu._enter():

@@ -102,6 +102,13 @@ class DashScopeEmulator:
     Attributes:
         base_url: ``http://host:port/api/v1`` -- the SDK's ``base_address`` / our ``base_url``.
         compat_base_url: ``http://host:port/compatible-mode/v1`` for OpenAI-compatible clients.
+        vllm_base_url / ollama_base_url: ``http://host:port/vllm/v1`` and ``.../ollama/v1``:
+            the same models in the dialects of a self-hosted vLLM and Ollama server (protocol
+            doc 13: no key, thinking switch ``chat_template_kwargs`` / ``reasoning_effort``,
+            reasoning in ``reasoning``; any model name; embeddings of 1024 dims, vLLM honours
+            ``dimensions``, Ollama ignores it).
+        vllm_tool_calling: ``False`` emulates vLLM started without
+            ``--enable-auto-tool-choice``: requests with tools get its 400.
     """
 
     def __init__(
@@ -133,6 +140,7 @@ class DashScopeEmulator:
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self.vllm_tool_calling = True
         self._log = RequestLog(log_limit)
         self._scripts = ScriptQueue()
         self._faults = FaultQueue()
@@ -200,6 +208,16 @@ class DashScopeEmulator:
     def compat_base_url(self) -> str:
         """OpenAI-compatible base, ``http://host:port/compatible-mode/v1``."""
         return self.url + "/compatible-mode/v1"
+
+    @property
+    def vllm_base_url(self) -> str:
+        """A self-hosted vLLM server's OpenAI base, ``http://host:port/vllm/v1``."""
+        return self.url + "/vllm/v1"
+
+    @property
+    def ollama_base_url(self) -> str:
+        """A self-hosted Ollama server's OpenAI base, ``http://host:port/ollama/v1``."""
+        return self.url + "/ollama/v1"
 
     # --- scripting, faults, log ----------------------------------------------------------
 
