@@ -68,7 +68,10 @@ __all__ = [
     "CompatChatClient",
     "CompatEmbeddingClient",
     "Dialect",
+    "chat_client",
     "detect_dialect",
+    "embedding_client",
+    "uses_compat",
 ]
 
 Dialect = Literal["dashscope", "vllm", "ollama", "openai"]
@@ -109,6 +112,107 @@ def detect_dialect(base_url: str) -> Dialect:
     if url.port == 11434 or "ollama" in (url.hostname or ""):
         return "ollama"
     return "vllm"
+
+
+def uses_compat(base_url: str | None, dialect: str | None) -> bool:
+    """Whether an adapter given ``base_url`` / ``dialect`` talks to an OpenAI-compatible server:
+    a dialect other than ``"native"``, or a URL that is not DashScope's native ``.../api/v1``
+    (nor a region name)."""
+    if dialect is not None:
+        return dialect != "native"
+    if not base_url or "://" not in base_url:
+        return False
+    return not urlparse(base_url).path.rstrip("/").endswith("/api/v1")
+
+
+def chat_client(
+    model: str,
+    *,
+    base_url: str | None,
+    dialect: str | None,
+    api_key: str | SecretStr | None,
+    key_given: bool,
+    workspace: str | None = None,
+    max_retries: int = 3,
+    timeout: float | None = None,
+) -> Any:
+    """The core chat client an adapter's settings call for: the native
+    :class:`~qwen_pg_integrations.dashscope.ChatClient`, or :class:`CompatChatClient` for an
+    OpenAI-compatible ``base_url`` / ``dialect`` (see :func:`uses_compat`). A self-hosted server
+    gets only a key given explicitly (``key_given``), never ``DASHSCOPE_API_KEY``."""
+    from .chat import ChatClient
+
+    if not uses_compat(base_url, dialect):
+        kwargs: dict[str, Any] = {"api_key": api_key, "base_url": base_url,
+                                  "workspace": workspace, "max_retries": max_retries}  # fmt: skip
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        return ChatClient(model=model, **kwargs)
+    wire = _compat_dialect(base_url or "", dialect)
+    return CompatChatClient(
+        model,
+        base_url=base_url or "",
+        api_key=api_key if key_given or wire == "dashscope" else None,
+        dialect=wire,
+        max_retries=max_retries,
+        timeout=timeout or 60.0,
+    )
+
+
+def embedding_client(
+    model: str,
+    *,
+    base_url: str | None,
+    dialect: str | None,
+    api_key: str | SecretStr | None,
+    key_given: bool,
+    dimensions: int | None = None,
+    batch_size: int | None = None,
+    max_retries: int = 3,
+    timeout: float = 60.0,
+    **native: Any,
+) -> Any:
+    """The core embedding client for an adapter's settings (as :func:`chat_client`);
+    ``native`` are the native client's own options (``max_concurrency``, ``workspace``,
+    ``output_type``)."""
+    from .embeddings import EmbeddingClient
+
+    if not uses_compat(base_url, dialect):
+        return EmbeddingClient(
+            model,
+            dimensions=dimensions,
+            batch_size=batch_size,
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=max_retries,
+            timeout=timeout,
+            **native,
+        )
+    if native.get("output_type", "dense") != "dense":
+        raise ConfigurationError(
+            "sparse weights come only from DashScope's native API: leave base_url/dialect out "
+            "(native) for output_type='dense&sparse'."
+        )
+    wire = _compat_dialect(base_url or "", dialect)
+    return CompatEmbeddingClient(
+        model,
+        base_url=base_url or "",
+        api_key=api_key if key_given or wire == "dashscope" else None,
+        dialect=wire,
+        dimensions=dimensions,
+        batch_size=batch_size,
+        max_retries=max_retries,
+        timeout=timeout,
+    )
+
+
+def _compat_dialect(base_url: str, dialect: str | None) -> Dialect:
+    if not base_url or "://" not in base_url:
+        raise ConfigurationError(
+            f"dialect={dialect!r} needs the server's OpenAI base URL as base_url (e.g. "
+            "http://localhost:8000/v1 for vLLM, http://localhost:11434/v1 for Ollama)."
+        )
+    return _check_dialect(None if dialect in (None, "native") else dialect, base_url)
 
 
 def _check_dialect(dialect: str | None, base_url: str) -> Dialect:

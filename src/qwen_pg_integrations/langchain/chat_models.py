@@ -42,6 +42,7 @@ from pydantic import (
 from typing_extensions import Self
 
 from ..dashscope.chat import ChatClient
+from ..dashscope.compat import CompatChatClient, chat_client
 from ..dashscope.models import DEFAULT_CHAT_MODEL
 from ..dashscope.structured import (
     JSON_OBJECT_RESPONSE_FORMAT,
@@ -161,7 +162,14 @@ class ChatQwen(BaseChatModel):
         default_factory=from_env("DASHSCOPE_HTTP_BASE_URL", default=None),
         validation_alias=AliasChoices("base_url", "base_address"),
     )
-    """Endpoint ending in ``/api/v1``, or a region name; default ``DASHSCOPE_HTTP_BASE_URL``."""
+    """Endpoint ending in ``/api/v1``, or a region name; default ``DASHSCOPE_HTTP_BASE_URL``.
+    Any other URL is an OpenAI-compatible server (vLLM ``http://host:8000/v1``, Ollama
+    ``http://host:11434/v1``, DashScope ``.../compatible-mode/v1``), reached with the ``openai``
+    package."""
+    dialect: Literal["native", "dashscope", "vllm", "ollama", "openai"] | None = None
+    """How to talk to ``base_url``: ``"native"`` (DashScope's own API), or the OpenAI-compatible
+    dialect of DashScope, vLLM, Ollama or a generic server; ``None`` guesses from the URL. The
+    dialect decides how ``enable_thinking`` is sent and where reasoning is read."""
     workspace: str | None = None
     """DashScope workspace id."""
     timeout: float | None = None
@@ -205,7 +213,7 @@ class ChatQwen(BaseChatModel):
     """Make ``invoke`` stream internally too. Not needed for ``stream``/``astream``, which always
     stream."""
 
-    _client: ChatClient = PrivateAttr()
+    _client: ChatClient | CompatChatClient = PrivateAttr()
 
     # --- construction -----------------------------------------------------------------------
 
@@ -241,15 +249,16 @@ class ChatQwen(BaseChatModel):
     @model_validator(mode="after")
     def _build_qwen_client(self) -> Self:
         """One core client per instance: its own key, endpoint, retries and timeout."""
-        client_kwargs: dict[str, Any] = {
-            "api_key": self.api_key,
-            "base_url": self.base_url,
-            "workspace": self.workspace,
-            "max_retries": self.max_retries,
-        }
-        if self.timeout is not None:
-            client_kwargs["timeout"] = self.timeout
-        self._client = ChatClient(model=self.model, **client_kwargs)
+        self._client = chat_client(
+            self.model,
+            base_url=self.base_url,
+            dialect=self.dialect,
+            api_key=self.api_key,
+            key_given="api_key" in self.model_fields_set,
+            workspace=self.workspace,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+        )
         return self
 
     # --- LangChain metadata -----------------------------------------------------------------

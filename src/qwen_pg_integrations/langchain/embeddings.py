@@ -13,6 +13,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
+from ..dashscope.compat import CompatEmbeddingClient, embedding_client
 from ..dashscope.embeddings import EmbeddingClient, TextType
 from ..dashscope.models import DEFAULT_EMBEDDING_CONCURRENCY, DEFAULT_EMBEDDING_MODEL
 from ..types import EmbeddingResult
@@ -64,7 +65,11 @@ class DashScopeEmbeddings(BaseModel, Embeddings):
         default_factory=from_env("DASHSCOPE_HTTP_BASE_URL", default=None),
         validation_alias=AliasChoices("base_url", "base_address"),
     )
-    """Endpoint ending in ``/api/v1``, or a region name; default ``DASHSCOPE_HTTP_BASE_URL``."""
+    """Endpoint ending in ``/api/v1``, or a region name; default ``DASHSCOPE_HTTP_BASE_URL``.
+    Any other URL is an OpenAI-compatible ``/embeddings`` server (vLLM, Ollama, DashScope's
+    compatible mode)."""
+    dialect: Literal["native", "dashscope", "vllm", "ollama", "openai"] | None = None
+    """``"native"``, or the OpenAI-compatible server's dialect; ``None`` guesses from the URL."""
     workspace: str | None = None
     """DashScope workspace id (sent as ``X-DashScope-WorkSpace``)."""
     max_retries: int = 3
@@ -82,21 +87,26 @@ class DashScopeEmbeddings(BaseModel, Embeddings):
     extra cost; a ``PGVectorStore`` built on these embeddings then stores and searches them
     (sparse ranking in hybrid search)."""
 
-    _client: EmbeddingClient = PrivateAttr()
+    _client: EmbeddingClient | CompatEmbeddingClient = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
         """Build the per-instance core client (validates model, dimensions and key)."""
-        self._client = EmbeddingClient(
+        native: dict[str, Any] = {
+            "max_concurrency": self.max_concurrency,
+            "workspace": self.workspace,
+            "output_type": self.output_type,
+        }
+        self._client = embedding_client(
             self.model,
-            dimensions=self.dimensions,
-            max_concurrency=self.max_concurrency,
-            batch_size=self.batch_size,
-            api_key=self.api_key,
             base_url=self.base_url,
-            workspace=self.workspace,
+            dialect=self.dialect,
+            api_key=self.api_key,
+            key_given="api_key" in self.model_fields_set,
+            dimensions=self.dimensions,
+            batch_size=self.batch_size,
             max_retries=self.max_retries,
             timeout=self.timeout,
-            output_type=self.output_type,
+            **native,
         )
 
     def __repr_args__(self) -> Any:
@@ -136,7 +146,7 @@ class DashScopeEmbeddings(BaseModel, Embeddings):
         return await self._client.aembed(texts, text_type=text_type)
 
     @property
-    def client(self) -> EmbeddingClient:
+    def client(self) -> EmbeddingClient | CompatEmbeddingClient:
         """The core client (shared settings, cumulative ``total_tokens``)."""
         return self._client
 

@@ -12,6 +12,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 
 from ..dashscope import DEFAULT_EMBEDDING_MODEL, EmbeddingClient
+from ..dashscope.compat import CompatEmbeddingClient, embedding_client
 from ..dashscope.models import DEFAULT_EMBEDDING_CONCURRENCY
 
 __all__ = ["DashScopeEmbedding"]
@@ -50,7 +51,14 @@ class DashScopeEmbedding(BaseEmbedding):
         default=None, description="Output dimension (v3/v4 only); None means the model default."
     )
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
-    base_url: str | None = Field(default=None, description="DashScope endpoint or emulator URL.")
+    base_url: str | None = Field(
+        default=None,
+        description="DashScope endpoint or emulator URL; any other URL is an OpenAI-compatible "
+        "/embeddings server (vLLM, Ollama, DashScope compatible mode).",
+    )
+    dialect: Literal["native", "dashscope", "vllm", "ollama", "openai"] | None = Field(
+        default=None, description="How to talk to base_url; None guesses from the URL."
+    )
     workspace: str | None = Field(default=None, description="DashScope workspace id.")
     max_retries: int = Field(default=3, ge=0)
     timeout: float = Field(default=60.0, gt=0)
@@ -64,30 +72,36 @@ class DashScopeEmbedding(BaseEmbedding):
         "PGVectorStore given this model as sparse_embed_model stores and searches.",
     )
 
-    _client: EmbeddingClient = PrivateAttr()
+    _client: EmbeddingClient | CompatEmbeddingClient = PrivateAttr()
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
-        self._client = EmbeddingClient(
+        native: dict[str, Any] = {
+            "max_concurrency": self.max_concurrency,
+            "workspace": self.workspace,
+            "output_type": self.output_type,
+        }
+        self._client = embedding_client(
             self.model_name,
-            dimensions=self.dimensions,
-            max_concurrency=self.max_concurrency,
-            api_key=self.api_key,
             base_url=self.base_url,
-            workspace=self.workspace,
+            dialect=self.dialect,
+            api_key=self.api_key,
+            key_given=self.api_key is not None,
+            dimensions=self.dimensions,
             max_retries=self.max_retries,
             timeout=self.timeout,
-            output_type=self.output_type,
+            **native,
         )
-        # The resolved dimension (model default when None was given), for stores to read.
-        self.dimensions = self._client.dimensions
+        # The resolved dimension (model default when None was given), for stores to read
+        # (an OpenAI-compatible server's is known after its first answer).
+        self.dimensions = self._client.dimensions or self.dimensions
 
     @classmethod
     def class_name(cls) -> str:
         return "QwenPGDashScopeEmbedding"
 
     @property
-    def client(self) -> EmbeddingClient:
+    def client(self) -> EmbeddingClient | CompatEmbeddingClient:
         """The core client (shared settings, cumulative ``total_tokens``)."""
         return self._client
 

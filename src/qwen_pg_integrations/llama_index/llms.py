@@ -8,7 +8,7 @@ translates LlamaIndex messages and tools to core types and back.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from llama_index.core.base.llms.generic_utils import (
     achat_to_completion_decorator,
@@ -34,6 +34,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
 from ..dashscope import DEFAULT_CHAT_MODEL, ChatClient, chat_model_spec
+from ..dashscope.compat import CompatChatClient, chat_client
 from ._messages import (
     StreamMerger,
     to_core_messages,
@@ -94,19 +95,28 @@ class Qwen(FunctionCallingLLM):
         default_factory=dict, description="Other DashScope parameters, sent as given."
     )
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
-    base_url: str | None = Field(default=None, description="DashScope endpoint or emulator URL.")
+    base_url: str | None = Field(
+        default=None,
+        description="DashScope endpoint (.../api/v1) or emulator URL; any other URL is an "
+        "OpenAI-compatible server (vLLM, Ollama, DashScope compatible mode).",
+    )
+    dialect: Literal["native", "dashscope", "vllm", "ollama", "openai"] | None = Field(
+        default=None, description="How to talk to base_url; None guesses from the URL."
+    )
     workspace: str | None = Field(default=None, description="DashScope workspace id.")
     max_retries: int = Field(default=3, ge=0)
     timeout: float = Field(default=60.0, gt=0)
 
-    _client: ChatClient = PrivateAttr()
+    _client: ChatClient | CompatChatClient = PrivateAttr()
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
-        self._client = ChatClient(
+        self._client = chat_client(
             self.model,
-            api_key=self.api_key,
             base_url=self.base_url,
+            dialect=self.dialect,
+            api_key=self.api_key,
+            key_given=self.api_key is not None,
             workspace=self.workspace,
             max_retries=self.max_retries,
             timeout=self.timeout,
@@ -117,7 +127,7 @@ class Qwen(FunctionCallingLLM):
         return "QwenPGQwen"
 
     @property
-    def client(self) -> ChatClient:
+    def client(self) -> ChatClient | CompatChatClient:
         """The core chat client."""
         return self._client
 
