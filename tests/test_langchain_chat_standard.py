@@ -159,3 +159,48 @@ class TestChatQwenStandard(ChatModelIntegrationTests):
         )
         llm = ChatQwen(model="qwen-plus")
         return _collect(llm, "A long shared prefix that the service cached. Is it?", stream=stream)
+
+
+# Scripts of the compatible path: tool_choice="any" is OpenAI's "required" there (no emulation)
+_COMPAT_SCRIPTS = {k: v for k, v in _SCRIPTS.items() if k != "test_tool_choice"}
+
+
+class TestChatQwenStandardOnVLLM(TestChatQwenStandard):
+    """The same suite with ChatQwen pointed at a self-hosted vLLM server (the emulator's vLLM
+    dialect, through the ``openai`` package)."""
+
+    @pytest.fixture
+    def model(
+        self, request: pytest.FixtureRequest, dashscope_emulator: DashScopeEmulator
+    ) -> Iterator[BaseChatModel]:
+        self.emu = dashscope_emulator
+        for reply in _COMPAT_SCRIPTS.get(request.node.originalname, []):
+            dashscope_emulator.script(reply)
+        extra = getattr(request, "param", None) or {}
+        yield self.chat_model_class(
+            **{
+                **self.standard_chat_model_params,
+                **self.chat_model_params,
+                "base_url": dashscope_emulator.vllm_base_url,
+                **extra,
+            }
+        )
+        assert dashscope_emulator.pending_scripts == 0
+
+    @property
+    def model_override_value(self) -> str:
+        return "Qwen/Qwen3-32B"
+
+    def invoke_with_reasoning_output(self, *, stream: bool = False) -> AIMessage:
+        llm = ChatQwen(model="qwen-plus", enable_thinking=True, base_url=self.emu.vllm_base_url)
+        return _collect(llm, "Why is the sky blue? Think it through.", stream=stream)
+
+    def invoke_with_cache_read_input(self, *, stream: bool = False) -> AIMessage:
+        self.emu.script(
+            ScriptedReply(
+                text="From the cached context: yes.",
+                usage={"prompt_tokens_details": {"cached_tokens": 4}},
+            )
+        )
+        llm = ChatQwen(model="qwen-plus", base_url=self.emu.vllm_base_url)
+        return _collect(llm, "A long shared prefix that the service cached. Is it?", stream=stream)

@@ -124,6 +124,9 @@ def _usage(plan: Plan) -> dict[str, Any]:
     details = plan.usage.get("output_tokens_details")
     if details:
         usage["completion_tokens_details"] = dict(details)
+    cached = plan.usage.get("prompt_tokens_details")  # context-cache hits (protocol doc 6)
+    if cached:
+        usage["prompt_tokens_details"] = dict(cached)
     return usage
 
 
