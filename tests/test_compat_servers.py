@@ -225,3 +225,48 @@ def test_llama_index_qwen_and_embedding_on_vllm(dashscope_emulator: DashScopeEmu
         model_name="Qwen/Qwen3-Embedding-0.6B", base_url=dashscope_emulator.vllm_base_url
     )
     assert len(emb.get_query_embedding("q")) == 1024
+
+
+def test_rag_chain_and_cli_on_a_self_hosted_server(
+    dashscope_emulator: DashScopeEmulator,
+    pg_dsn: str,
+    table_name: str,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qwen_pg_integrations.cli import main
+    from qwen_pg_integrations.langchain import PGVectorStore, create_rag_chain
+
+    url = dashscope_emulator.vllm_base_url
+    emb = DashScopeEmbeddings(model="Qwen/Qwen3-Embedding-0.6B", base_url=url)
+    store = PGVectorStore(emb, connection=pg_dsn, table_name=table_name)
+    try:
+        store.add_texts(["PolarDB read-only nodes share the primary's storage.", "Tea is green."])
+        chain = create_rag_chain(store, ChatQwen(model="Qwen/Qwen3-8B", base_url=url), k=1,
+                                 score_threshold=None)  # fmt: skip
+        out = chain.invoke("What do PolarDB read-only nodes share?")
+        assert out["context"][0].page_content.startswith("PolarDB") and out["answer"]
+        paths = {r.path for r in dashscope_emulator.requests}
+        assert paths <= {"/vllm/v1/embeddings", "/vllm/v1/chat/completions"}
+    finally:
+        store.store.drop()
+    # the CLI: no DashScope key needed for a self-hosted server
+    monkeypatch.delenv("DASHSCOPE_API_KEY")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("PolarDB scales reads with read-only nodes.", encoding="utf-8")
+    base = ["--dsn", pg_dsn, "--table", table_name + "_cli", "--base-url", url,
+            "--embedding-model", "Qwen/Qwen3-Embedding-0.6B", "--chat-model", "Qwen/Qwen3-8B",
+            "--threshold", "none"]  # fmt: skip
+    try:
+        assert main([*base, "ingest", str(docs), "--index", "none"]) == 0
+        assert main([*base, "ask", "How does PolarDB scale reads?"]) == 0
+        out = capsys.readouterr().out
+        assert "a.md" in out
+        asks = [r for r in dashscope_emulator.requests if r.path == "/vllm/v1/chat/completions"]
+        assert asks and asks[-1].headers.get("authorization") == "Bearer EMPTY"
+    finally:
+        from qwen_pg_integrations.pg import PGStore
+
+        PGStore(pg_dsn, table_name=table_name + "_cli").drop()

@@ -90,7 +90,16 @@ def _global_options(
     add(
         "--base-url",
         default=None,
-        help="DashScope endpoint or region (default: $DASHSCOPE_HTTP_BASE_URL, else Beijing)",
+        help="DashScope endpoint or region (default: $DASHSCOPE_HTTP_BASE_URL, else Beijing), "
+        "or an OpenAI-compatible server's base (vLLM, Ollama: see --dialect)",
+    )
+    add(
+        "--dialect",
+        choices=("native", "dashscope", "vllm", "ollama", "openai"),
+        default=None,
+        help="how to talk to --base-url: DashScope's native API, or the OpenAI-compatible "
+        "dialect of DashScope, vLLM, Ollama or another server (default: from the URL; "
+        "http://host:8000/v1 is vLLM, :11434/v1 Ollama)",
     )
     add(
         "--language",

@@ -53,9 +53,13 @@ def open_knowledge_base(
     """The knowledge base the global options describe (``create=False``: read commands, which
     never create anything)."""
     from ..config import resolve_api_key
+    from ..dashscope.compat import uses_compat
     from ..rag.knowledge_base import KnowledgeBase
 
-    resolve_api_key(api_key)  # fail before touching the database when no key is set
+    dialect = getattr(args, "dialect", None)
+    server_url = base_url or args.base_url
+    if not uses_compat(server_url, dialect) or dialect == "dashscope":
+        resolve_api_key(api_key)  # fail before touching the database when no key is set
     rerank_model = getattr(args, "rerank", None)
     default = DEFAULT_RERANK_THRESHOLD if rerank_model else DEFAULT_THRESHOLD
     return KnowledgeBase.open(
@@ -65,7 +69,8 @@ def open_knowledge_base(
         dimensions=args.dimensions,
         chat_model=args.chat_model if chat else None,
         api_key=api_key,
-        base_url=base_url or args.base_url,
+        base_url=server_url,
+        dialect=dialect,
         k=args.k,
         score_threshold=threshold if threshold is not None else threshold_of(args, default),
         language=args.language,

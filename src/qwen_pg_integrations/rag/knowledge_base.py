@@ -78,6 +78,7 @@ class KnowledgeBase:
         rerank_model: str | None = None,
         sparse: bool = False,
         read_connection: Any = None,
+        dialect: str | None = None,
         **config: Any,
     ) -> KnowledgeBase:
         """Build the clients and the store from names; ``config`` goes to :class:`RagConfig`.
@@ -89,24 +90,49 @@ class KnowledgeBase:
         price) and stores the sparse weights too: ``search(mode="sparse")``, and a sparse
         ranking in hybrid search. ``read_connection``: read replicas for searches (see
         :class:`~qwen_pg_integrations.pg.PGStore`), with read-your-writes.
+        ``base_url`` / ``dialect``: an OpenAI-compatible server (vLLM, Ollama, DashScope's
+        compatible mode) for the chat and embedding models, as for the adapters.
         """
         from ..dashscope import ChatClient, DashScopeClient, EmbeddingClient, RerankClient
+        from ..dashscope.compat import chat_client, embedding_client, uses_compat
         from ..pg import PGStore
 
-        client = DashScopeClient(api_key=api_key, base_url=base_url)
-        embeddings = EmbeddingClient(
-            embedding_model,
-            dimensions=dimensions,
-            client=client,
-            output_type="dense&sparse" if sparse else "dense",
-        )
-        chat = ChatClient(chat_model, client=client) if chat_model else None
-        if rerank_model:
-            config["reranker"] = RerankClient(rerank_model, client=client)
+        embeddings: Any
+        if uses_compat(base_url, dialect):
+            if rerank_model:
+                raise ConfigurationError(
+                    "rerank uses DashScope's native rerank API: it is not available with an "
+                    "OpenAI-compatible base_url; leave rerank out."
+                )
+            given: dict[str, Any] = {"api_key": api_key, "key_given": api_key is not None}
+            embeddings = embedding_client(
+                embedding_model,
+                base_url=base_url,
+                dialect=dialect,
+                dimensions=dimensions,
+                output_type="dense&sparse" if sparse else "dense",
+                **given,
+            )
+            chat = (
+                chat_client(chat_model, base_url=base_url, dialect=dialect, **given)
+                if chat_model
+                else None
+            )
+        else:
+            client = DashScopeClient(api_key=api_key, base_url=base_url)
+            embeddings = EmbeddingClient(
+                embedding_model,
+                dimensions=dimensions,
+                client=client,
+                output_type="dense&sparse" if sparse else "dense",
+            )
+            chat = ChatClient(chat_model, client=client) if chat_model else None
+            if rerank_model:
+                config["reranker"] = RerankClient(rerank_model, client=client)
         store = PGStore(
             connection,
             table_name=table_name,
-            dimension=embeddings.dimensions,
+            dimension=embeddings.dimensions or None,
             embedding_model=embedding_model,
             create_table=create_table,
             sparse_dimension=True if sparse and create_table else None,
