@@ -39,7 +39,7 @@ _SPARSE_HELP = (
     "also embed DashScope sparse weights (v3/v4 dense&sparse output, same calls) and store them "
     "for sparse and hybrid search (pgvector >= 0.7)"
 )
-_SQL_OWN = frozenset({"--dsn", "--base-url", "--embedding-model", "--chat-model"})
+_SQL_OWN = frozenset({"--dsn", "--base-url", "--dialect", "--embedding-model", "--chat-model"})
 
 
 def _global_options(

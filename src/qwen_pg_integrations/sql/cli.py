@@ -21,7 +21,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("install", "uninstall", "status"))
     parser.add_argument("--schema", default="qwen_pg", help="schema to (un)install (qwen_pg)")
     parser.add_argument(
-        "--base-url", default=None, help="DashScope endpoint (default DASHSCOPE_HTTP_BASE_URL)"
+        "--base-url",
+        default=None,
+        help="DashScope endpoint (default DASHSCOPE_HTTP_BASE_URL), or an OpenAI-compatible "
+        "server the functions call (vLLM http://host:8000/v1, Ollama http://host:11434/v1)",
+    )
+    parser.add_argument(
+        "--dialect",
+        choices=("native", "dashscope", "vllm", "ollama", "openai"),
+        default=None,
+        help="how to talk to --base-url (default: from the URL)",
     )
     parser.add_argument("--embedding-model", default=None, help="default model of embed()")
     parser.add_argument(
@@ -75,6 +84,7 @@ def run(args: argparse.Namespace, dsn: str | None = None) -> str:
             grant_to=tuple(args.grant_to or ("PUBLIC",)),
             max_retries=args.max_retries,
             timeout=args.timeout,
+            dialect=getattr(args, "dialect", None),
         )
         return (
             f"installed schema {report.schema} (embeddings as {report.vector_type}; server "

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from .. import __version__
 from ..config import redact_dsn, redact_text, resolve_api_key, resolve_base_url, resolve_dsn
+from ..dashscope.compat import DIALECTS, detect_dialect, uses_compat
 from ..dashscope.models import (
     DEFAULT_CHAT_MODEL,
     DEFAULT_EMBEDDING_MODEL,
@@ -230,6 +231,7 @@ def install(
     use_pgvector: bool = True,
     max_retries: int = 3,
     timeout: float = 60.0,
+    dialect: str | None = None,
 ) -> InstallReport:
     """Install (or update) the in-database AI functions in ``schema``.
 
@@ -243,7 +245,11 @@ def install(
             be a superuser (plpython3u is untrusted).
         schema: the schema to install into.
         api_key: DashScope key; default ``DASHSCOPE_API_KEY``. Stored in the owner-only table.
-        base_url: DashScope endpoint; default ``DASHSCOPE_HTTP_BASE_URL``, else Beijing.
+        base_url: DashScope endpoint; default ``DASHSCOPE_HTTP_BASE_URL``, else Beijing. Any
+            other URL is an OpenAI-compatible server (vLLM, Ollama, DashScope's compatible
+            mode) the functions then call (needs the ``openai`` package on ``python_path``).
+        dialect: ``"native"``, ``"dashscope"``, ``"vllm"``, ``"ollama"`` or ``"openai"``
+            (default: from ``base_url``); a self-hosted server needs no ``api_key``.
         embedding_model: default model of ``embed()`` and the trigger (``text-embedding-v4``).
         embedding_dimensions: default output size of ``embed()`` (model default when ``None``).
         chat_model: default model of ``chat()``, ``chat_raw()`` and ``rag()`` (``qwen-plus``).
@@ -273,11 +279,20 @@ def install(
     """
     embedding_model = embedding_model or DEFAULT_EMBEDDING_MODEL
     chat_model = chat_model or DEFAULT_CHAT_MODEL
-    key = resolve_api_key(api_key)
-    assert key is not None
     url = resolve_base_url(base_url)
-    embedding_model_spec(embedding_model).resolve_dimension(embedding_dimensions)
-    chat_model_spec(chat_model)
+    compat = uses_compat(url, dialect)
+    wire = (dialect if dialect not in (None, "native") else detect_dialect(url)) if compat else ""
+    if dialect is not None and dialect not in ("native", *DIALECTS):
+        raise ConfigurationError(f"dialect must be native or one of {', '.join(DIALECTS)}")
+    self_hosted = compat and wire != "dashscope"
+    key = (
+        (SecretStr(api_key) if isinstance(api_key, str) else api_key)
+        if self_hosted
+        else resolve_api_key(api_key)
+    )
+    if not compat:  # a self-hosted server's model names are its own
+        embedding_model_spec(embedding_model).resolve_dimension(embedding_dimensions)
+        chat_model_spec(chat_model)
     if not schema:
         raise ConfigurationError("schema must be a non-empty schema name.")
     explicit = python_path is not None or bool(os.environ.get(PYTHON_PATH_ENV))
@@ -305,8 +320,9 @@ def install(
         for statement in _ddl.render_grants(schema, vector_schema, grant_to):
             conn.execute(statement)
         config = {
-            "api_key": key.get_secret_value(),
+            "api_key": key.get_secret_value() if key is not None else "",
             "base_url": url,
+            "dialect": wire or "native",
             "embedding_model": embedding_model,
             "embedding_dimensions": str(embedding_dimensions or ""),
             "chat_model": chat_model,

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..dashscope.chat import ChatClient
 from ..dashscope.client import DashScopeClient
+from ..dashscope.compat import CompatChatClient, CompatEmbeddingClient
 from ..dashscope.embeddings import EmbeddingClient
 from ..dashscope.models import DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDING_MODEL
 from ..errors import InvalidInputError, MissingAPIKeyError, QwenPGError
@@ -60,26 +61,34 @@ class Settings:
     chat_model: str = DEFAULT_CHAT_MODEL
     max_retries: int = 3
     timeout: float = 60.0
+    dialect: str = "native"  # or the OpenAI-compatible server's dialect
+
+    @property
+    def compat(self) -> bool:
+        return self.dialect != "native"
 
 
 def load_settings(plpy: Plpy) -> Settings:
     """Read the config table (SECURITY DEFINER functions only: it is owner-only)."""
     rows = plpy.execute("SELECT key, value FROM config")
     values = {row["key"]: row["value"] for row in rows}
-    if not values.get("api_key"):
+    dialect = values.get("dialect") or "native"
+    self_hosted = dialect not in ("native", "dashscope")
+    if not values.get("api_key") and not self_hosted:
         raise MissingAPIKeyError(
             "No DashScope API key is configured in the database; run `qwen-pg sql install` "
             "(or qwen_pg_integrations.sql.install) with DASHSCOPE_API_KEY set."
         )
     dims = values.get("embedding_dimensions")
     return Settings(
-        api_key=values["api_key"],
+        api_key=values.get("api_key") or "",
         base_url=values.get("base_url") or "",
         embedding_model=values.get("embedding_model") or DEFAULT_EMBEDDING_MODEL,
         embedding_dimensions=int(dims) if dims else None,
         chat_model=values.get("chat_model") or DEFAULT_CHAT_MODEL,
         max_retries=int(values.get("max_retries") or 3),
         timeout=float(values.get("timeout") or 60.0),
+        dialect=dialect,
     )
 
 
@@ -112,8 +121,18 @@ def embedding_client(
     model = model or s.embedding_model
     if dimensions is None and model == s.embedding_model:
         dimensions = s.embedding_dimensions
-    key = ("embed", s.api_key, s.base_url, s.max_retries, s.timeout, model, dimensions)
+    key = ("embed", s.api_key, s.base_url, s.max_retries, s.timeout, model, dimensions, s.dialect)
     cache = _cache(gd)
+    if key not in cache and s.compat:
+        cache[key] = CompatEmbeddingClient(
+            model,
+            base_url=s.base_url,
+            api_key=s.api_key or None,
+            dialect=s.dialect,
+            dimensions=dimensions,
+            max_retries=s.max_retries,
+            timeout=s.timeout,
+        )
     if key not in cache:
         # max_concurrency=1: a PostgreSQL backend is no place for a thread pool.
         cache[key] = EmbeddingClient(
@@ -125,8 +144,17 @@ def embedding_client(
 
 def chat_client(gd: MutableMapping[str, Any], s: Settings) -> ChatClient:
     """A cached chat client for the settings (the model is chosen per call)."""
-    key = ("chat", s.api_key, s.base_url, s.max_retries, s.timeout, s.chat_model)
+    key = ("chat", s.api_key, s.base_url, s.max_retries, s.timeout, s.chat_model, s.dialect)
     cache = _cache(gd)
+    if key not in cache and s.compat:
+        cache[key] = CompatChatClient(
+            s.chat_model,
+            base_url=s.base_url,
+            api_key=s.api_key or None,
+            dialect=s.dialect,
+            max_retries=s.max_retries,
+            timeout=s.timeout,
+        )
     if key not in cache:
         cache[key] = ChatClient(s.chat_model, client=_base_client(gd, s))
     client: ChatClient = cache[key]
