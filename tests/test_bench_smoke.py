@@ -128,4 +128,4 @@ def test_citus_bench_smoke_runs_both_collections(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text(encoding="utf-8")
-    assert "| recall@10 | 1.000 | 1.000 |" in text and "distributed / single" in text
+    assert "| recall@10 | 1.000 | 1.000 | 1.000 |" in text and "(1) / single" in text

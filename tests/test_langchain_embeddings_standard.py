@@ -52,3 +52,13 @@ class TestDashScopeEmbeddingsIntegration(EmbeddingsIntegrationTests):
         # The fixture exports DASHSCOPE_API_KEY / DASHSCOPE_HTTP_BASE_URL for the emulator, so
         # the class is built exactly as a user builds it: from the environment.
         return self.embeddings_class(**self.embedding_model_params)
+
+
+class TestDashScopeEmbeddingsIntegrationOnVLLM(TestDashScopeEmbeddingsIntegration):
+    """The same suite against a self-hosted vLLM embedding server (the emulator's vLLM route)."""
+
+    @pytest.fixture
+    def model(self, dashscope_emulator: DashScopeEmulator) -> Embeddings:
+        return self.embeddings_class(
+            model="Qwen/Qwen3-Embedding-0.6B", base_url=dashscope_emulator.vllm_base_url
+        )
