@@ -15,24 +15,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from _recorder import StatementRecorder as _Recorder
 from qwen_pg_integrations.errors import QwenPGWarning, ReadOnlyServerError
 from qwen_pg_integrations.pg import PGStore, Record
 
 pytestmark = pytest.mark.replicas
 
 DIM = 4
-
-
-class _Recorder(psycopg.Connection[Any]):
-    statements: list[str]
-
-    def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:  # type: ignore[override]
-        if isinstance(query, bytes):
-            text = query.decode()
-        else:
-            text = query if isinstance(query, str) else query.as_string(self)
-        self.statements.append(text)
-        return super().execute(query, params, **kw)
 
 
 def _rec(i: int) -> Record:

@@ -11,6 +11,7 @@ import pytest
 from pgvector.psycopg import register_vector
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from _recorder import StatementRecorder as _Recorder
 from qwen_pg_integrations.pg import Distance, PGStore, Record, ServerInfo
 from qwen_pg_integrations.pg._ops import search_settings
 
@@ -241,18 +242,6 @@ def test_mmr_sees_fetch_k_candidates(pg_dsn: str, table_name: str, cleanup: list
     assert s.mmr_search(q, k=2, fetch_k=20, lambda_mult=1.0)[1].record.id == "dup1"
     with_vectors = s.mmr_search(q, k=1, fetch_k=5, include_embeddings=True)
     assert with_vectors[0].record.embedding is not None
-
-
-class _Recorder(psycopg.Connection[Any]):
-    statements: list[str]
-
-    def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:  # type: ignore[override]
-        if isinstance(query, bytes):
-            text = query.decode()
-        else:
-            text = query if isinstance(query, str) else query.as_string(self)
-        self.statements.append(text)
-        return super().execute(query, params, **kw)
 
 
 CHINESE = {

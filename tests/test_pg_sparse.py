@@ -15,6 +15,7 @@ from llama_index.core import VectorStoreIndex
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
 
+from _recorder import StatementRecorder as _Recorder
 from qwen_pg_integrations.errors import (
     ExtensionError,
     InvalidInputError,
@@ -226,19 +227,6 @@ def test_existing_table_and_old_catalog_get_the_sparse_column(pg_dsn: str, table
         assert fresh.spec is not None and fresh.spec.sparse_dimension == 50
     finally:
         PGStore(pg_dsn, table_name=table_name).drop()
-
-
-class _Recorder(psycopg.Connection[Any]):
-    statements: list[str]
-
-    def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:  # type: ignore[override]
-        text = (
-            query.decode()
-            if isinstance(query, bytes)
-            else (query if isinstance(query, str) else query.as_string(self))
-        )
-        self.statements.append(text)
-        return super().execute(query, params, **kw)
 
 
 def _rrf(rankings: list[tuple[list[str], float]], k: int, rrf_k: int = 60) -> list[str]:
