@@ -410,3 +410,24 @@ def test_llama_index_sparse_and_hybrid_modes(
         assert "dense&sparse" in bodies  # the sparse ranking took part
     finally:
         store.client.drop()
+
+
+def test_langchain_hybrid_on_a_table_without_full_text_fuses_dense_and_sparse(
+    dashscope_emulator: DashScopeEmulator, pg_dsn: str, table_name: str
+) -> None:
+    emb = DashScopeEmbeddings(output_type="dense&sparse")
+    store = PGVectorStore(emb, connection=pg_dsn, table_name=table_name, text_search="none")
+    try:
+        store.add_texts(TEXTS)
+        docs = store.hybrid_search("Which vector indexes does pgvector add?", k=2)
+        assert docs[0].page_content == TEXTS[0]  # no full-text column: dense + sparse only
+    finally:
+        store.store.drop()
+    plain = PGVectorStore(DashScopeEmbeddings(), connection=pg_dsn, table_name=table_name,
+                          text_search="none")  # fmt: skip
+    try:
+        plain.add_texts(TEXTS)
+        with pytest.raises(SchemaMismatchError, match="text_search='none'"):
+            plain.hybrid_search("pgvector", k=2)  # neither text nor sparse: a clear error
+    finally:
+        plain.store.drop()

@@ -643,8 +643,7 @@ class PGVectorStore(VectorStore):
             The fused top ``k`` documents with the fused score normalised to [0, 1].
         """
         vector, sparse = self._query_and_sparse(query)
-        text = None if sparse is not None and not self._has_text() else query
-        hits = self.store.hybrid_search(vector, text, k=k, filter=filter, sparse=sparse, **kwargs)
+        hits = self.store.hybrid_search(vector, query, k=k, filter=filter, sparse=sparse, **kwargs)
         return _with_score(hits)
 
     async def ahybrid_search_with_score(
@@ -652,15 +651,10 @@ class PGVectorStore(VectorStore):
     ) -> list[tuple[Document, float]]:
         """Async :meth:`hybrid_search_with_score`."""
         vector, sparse = await self._aquery_and_sparse(query)
-        text = None if sparse is not None and not self._has_text() else query
         hits = await self.store.ahybrid_search(
-            vector, text, k=k, filter=filter, sparse=sparse, **kwargs
+            vector, query, k=k, filter=filter, sparse=sparse, **kwargs
         )
         return _with_score(hits)
-
-    def _has_text(self) -> bool:
-        spec = self.store.spec
-        return spec is None or spec.full_text
 
     def sparse_search_with_score(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
