@@ -25,6 +25,9 @@ from qwen_pg_integrations.errors import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    ServerError,
 )
 from qwen_pg_integrations.langchain import ChatQwen, DashScopeEmbeddings
 from qwen_pg_integrations.llama_index import DashScopeEmbedding, Qwen
@@ -161,8 +164,17 @@ def test_typed_errors_and_retries(dashscope_emulator: DashScopeEmulator) -> None
     ok = _chat(dashscope_emulator, "vllm", max_retries=3)
     assert ok.invoke("after two 503s").content
     dashscope_emulator.inject(Fault(status=503), times=5, endpoint="generation")
-    with pytest.raises(Exception, match="503"):
+    with pytest.raises(ServerError, match=r"vllm server at .* answered 503") as info:
         _chat(dashscope_emulator, "vllm", max_retries=1).invoke("gives up")
+    assert info.value.status_code == 503
+    # a base URL that is no OpenAI endpoint: typed, and it names the server
+    wrong = ChatQwen(model="Qwen/Qwen3-8B", base_url=dashscope_emulator.url + "/nothing/v1")
+    with pytest.raises(NotFoundError, match="/nothing/v1 answered 404"):
+        wrong.invoke("hi")
+    with pytest.raises(InvalidInputError, match="empty"):
+        DashScopeEmbeddings(model="m", base_url=dashscope_emulator.vllm_base_url).embed_documents(
+            ["ok", "  "]
+        )
 
 
 def test_the_dashscope_key_never_goes_to_a_self_hosted_server(

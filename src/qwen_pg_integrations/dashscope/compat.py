@@ -45,7 +45,6 @@ from ..errors import (
     BadRequestError,
     ConfigurationError,
     DashScopeError,
-    InvalidInputError,
     ToolCallRequiredError,
     error_from_response,
 )
@@ -62,6 +61,7 @@ from ..types import (
 from ._messages import messages_to_dashscope, plan_tool_choice, tools_to_dashscope
 from ._retry import RetryPolicy
 from ._stream import merge_chunks
+from .embeddings import check_texts
 
 __all__ = [
     "DIALECTS",
@@ -294,8 +294,24 @@ class _Connection:
             if tools and err.status_code == 400 and "tool" in message.lower():
                 message += _TOOLS_HINT
             rid = body.get("request_id") or err.response.headers.get("x-request-id")
-            return error_from_response(err.status_code, str(code) if code else None, message, rid)
-        raise err
+            typed = error_from_response(err.status_code, str(code) if code else None, message, rid)
+            if self.dialect == "dashscope":
+                return typed
+            # a self-hosted server: say which one answered, not "DashScope"
+            return type(typed)(
+                f"{self.dialect} server at {self.base_url} answered {err.status_code}: "
+                f"{message}. {typed.hint}",
+                status_code=err.status_code,
+                code=typed.code,
+                request_id=typed.request_id,
+                service_message=message,
+            )
+        # an answer the openai package could not read (not OpenAI-shaped)
+        return BadRequestError(
+            f"{self.base_url} sent an answer that is not an OpenAI-compatible response "
+            f"({type(err).__name__}): check that base_url is the server's OpenAI base (ending "
+            "in /v1, e.g. http://localhost:8000/v1); DashScope's native API ends in /api/v1."
+        )
 
 
 # --- chat ------------------------------------------------------------------------------------
@@ -717,7 +733,7 @@ class CompatEmbeddingClient:
     def embed(self, texts: Sequence[str], text_type: str = "document") -> EmbeddingResult:
         """Vectors of ``texts`` in input order (``text_type`` is accepted for the native
         client's signature; OpenAI-compatible servers have no query / document switch)."""
-        _check_texts(texts)
+        check_texts(texts)
         vectors: list[list[float]] = []
         client = self.conn.sync_client()
         for start in range(0, len(texts), self.batch_size):
@@ -734,7 +750,7 @@ class CompatEmbeddingClient:
 
     async def aembed(self, texts: Sequence[str], text_type: str = "document") -> EmbeddingResult:
         """Async :meth:`embed`."""
-        _check_texts(texts)
+        check_texts(texts)
         vectors: list[list[float]] = []
         client = self.conn.async_client()
         try:
@@ -771,11 +787,3 @@ class CompatEmbeddingClient:
         )
 
     aembed_sparse = embed_sparse
-
-
-def _check_texts(texts: Sequence[str]) -> None:
-    if isinstance(texts, str):
-        raise InvalidInputError("texts must be a list of strings, not one string")
-    for t in texts:
-        if not isinstance(t, str) or not t.strip():
-            raise InvalidInputError("every text must be a non-empty string")

@@ -31,7 +31,14 @@ from .models import (
     embedding_model_spec,
 )
 
-__all__ = ["OUTPUT_TYPES", "EmbeddingClient", "OutputType", "TextType", "sparse_client"]
+__all__ = [
+    "OUTPUT_TYPES",
+    "EmbeddingClient",
+    "OutputType",
+    "TextType",
+    "check_texts",
+    "sparse_client",
+]
 
 TextType = Literal["query", "document"]
 OutputType = Literal["dense", "sparse", "dense&sparse"]
@@ -143,19 +150,8 @@ class EmbeddingClient:
         return params
 
     def _batches(self, texts: Sequence[str]) -> list[_Batch]:
-        if isinstance(texts, str):
-            raise InvalidInputError(
-                "texts must be a list of strings; use embed_query for one text."
-            )
-        items = list(texts)
+        items = check_texts(texts)
         for i, text in enumerate(items):
-            if not isinstance(text, str):
-                raise InvalidInputError(f"texts[{i}] is {type(text).__name__}, not str.")
-            if not text.strip():
-                raise InvalidInputError(
-                    f"texts[{i}] is empty or whitespace only; DashScope rejects empty texts. "
-                    "Drop or fill it before embedding."
-                )
             if (
                 self.check_length
                 and len(text) // 2 > self.spec.max_tokens  # cheap bound: most texts stop here
@@ -354,6 +350,23 @@ class EmbeddingClient:
     async def aembed_query(self, text: str) -> list[float]:
         """Async :meth:`embed_query`."""
         return (await self.aembed([text], "query")).vectors[0]
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list, refused when it is one string or holds a non-string or empty text
+    (every embedding server rejects those)."""
+    if isinstance(texts, str):
+        raise InvalidInputError("texts must be a list of strings; use embed_query for one text.")
+    items = list(texts)
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise InvalidInputError(f"texts[{i}] is {type(text).__name__}, not str.")
+        if not text.strip():
+            raise InvalidInputError(
+                f"texts[{i}] is empty or whitespace only; embedding servers reject empty "
+                "texts. Drop or fill it before embedding."
+            )
+    return items
 
 
 def _sparse_weights(items: list[Any]) -> dict[int, float]:
