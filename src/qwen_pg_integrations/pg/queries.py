@@ -309,6 +309,18 @@ def vector_search_sql(
         "id, content, metadata, embedding" if include_embeddings else "id, content, metadata"
     )
     where = _where([_ids_cond(params, ids), compile_filter(filter, params)])
+    plain_index = spec.quantization is None or (
+        spec.quantization == "halfvec" and spec.vector_type == "halfvec"
+    )
+    if spec.distributed and plain_index and max_distance is None and candidates is None:
+        # Citus pushes ORDER BY ... LIMIT down to every shard and merges by the same order on
+        # the coordinator; the nested form below would make it plan the inner query apart and
+        # pass its rows on as an intermediate result (measured 1.8x the flat query's time).
+        # Ties in distance are not ordered by id here.
+        return sql.SQL(
+            "SELECT {cols}, embedding {op} {q} AS distance FROM {t}{where} "
+            "ORDER BY embedding {op} {q} LIMIT {k}"
+        ).format(cols=cols, op=spec.operator, q=q, t=spec.ident, where=where, k=params.add(k))
     # callers pass integers (candidates >= k); no int() here: _ops caches this statement
     inner = nearest_sql(spec, params, q, where, k if candidates is None else candidates, cols)
     bound = (
